@@ -1,0 +1,93 @@
+"""Judge every method against the reference: errors, tolerances, verdicts, diagnostics.
+
+A value g passes against the reference r when |g - r| <= atol + rtol*|r| (numpy's isclose). The
+error shown is relative, |g - r| / |r|, except where r = 0, where it is the absolute |g - r| and
+is labelled so. Defaults are per method: the exact methods (reverse, forward, symbolic) differ
+only by floating-point rounding and get a tight tolerance; central differences carry truncation
+and rounding error of order eps**(2/3) and get a looser one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from .report import Diagnostic, MethodReport
+
+EXACT_TOLERANCE = (1e-9, 1e-12)
+DEFAULT_TOLERANCES: dict[str, tuple[float, float]] = {
+    "reverse": EXACT_TOLERANCE,
+    "forward": EXACT_TOLERANCE,
+    "symbolic": EXACT_TOLERANCE,
+    "central": (1e-6, 1e-7),
+}
+REFERENCE_PREFERENCE = ("symbolic", "forward", "reverse", "central")
+
+
+def judge(g: float, r: float, rtol: float, atol: float) -> tuple[float, str, bool]:
+    """(error, "relative" | "absolute", passed) for one value against its reference."""
+    kind = "absolute" if r == 0 or not math.isfinite(r) else "relative"
+    if not (math.isfinite(g) and math.isfinite(r)):
+        same = g == r  # the same infinity on both sides agrees; nan never does
+        return (0.0 if same else math.inf), kind, same
+    diff = abs(g - r)
+    error = diff if kind == "absolute" else diff / abs(r)
+    return error, kind, diff <= atol + rtol * abs(r)
+
+
+def choose_reference(
+    methods: Sequence[MethodReport], requested: str
+) -> tuple[MethodReport | None, list[Diagnostic]]:
+    """The requested reference if it ran, else the first that did, with a diagnostic saying so."""
+    by_name = {m.name: m for m in methods}
+    wanted = by_name.get(requested)
+    if wanted is not None and wanted.ran:
+        return wanted, []
+    for name in REFERENCE_PREFERENCE:
+        m = by_name.get(name)
+        if m is not None and m.ran:
+            why = f" ({wanted.note})" if wanted is not None and wanted.note else ""
+            return m, [Diagnostic(
+                "reference-fallback",
+                f"the reference {requested} could not run{why}; {m.name} is the reference instead.",
+            )]
+    return None, []
+
+
+def compare(
+    methods: Sequence[MethodReport],
+    wrt: Sequence[str],
+    requested_reference: str,
+    rtol: float | None = None,
+    atol: float | None = None,
+) -> tuple[str | None, bool, list[Diagnostic]]:
+    """Fill each method's errors and verdicts in place; return (reference, ok, diagnostics)."""
+    reference, diagnostics = choose_reference(methods, requested_reference)
+    for m in methods:
+        d_rtol, d_atol = DEFAULT_TOLERANCES.get(m.name, EXACT_TOLERANCE)
+        m.rtol = d_rtol if rtol is None else rtol
+        m.atol = d_atol if atol is None else atol
+        if not m.ran:
+            diagnostics.append(Diagnostic("method-failed", f"{m.name} could not run: {m.note}"))
+    if reference is None:
+        return None, False, diagnostics
+    ref = reference.gradient
+    assert ref is not None
+    for v in wrt:
+        if not math.isfinite(ref[v]):
+            diagnostics.append(Diagnostic(
+                "nonfinite-derivative",
+                f"the reference derivative with respect to {v} is {ref[v]}: f is not "
+                "differentiable there in floating point.",
+            ))
+    ok = True
+    for m in methods:
+        if not m.ran:
+            continue
+        assert m.gradient is not None
+        m.error, m.error_kind, m.passed = {}, {}, {}
+        for v in wrt:
+            m.error[v], m.error_kind[v], m.passed[v] = judge(m.gradient[v], ref[v], m.rtol, m.atol)
+        m.ok = all(m.passed.values())
+        ok = ok and m.ok
+    return reference.name, ok, diagnostics

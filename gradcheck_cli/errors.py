@@ -1,0 +1,41 @@
+"""The one error type gradcheck raises for bad input.
+
+Every failure a user can cause (syntax, unknown names, missing or malformed values, a point
+where the formula is undefined, a limit exceeded) is a `GradcheckError`. The CLI turns it into
+one paragraph on stderr (or one JSON object) and exit code 2; nothing else escapes as a
+traceback.
+"""
+
+from __future__ import annotations
+
+
+class GradcheckError(Exception):
+    """Bad input. `kind` is a stable identifier (it is written to JSON), `message` is for people."""
+
+    def __init__(
+        self,
+        kind: str,
+        message: str,
+        *,
+        column: int | None = None,
+        source: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.column = column  # 1-based column in `source`, for syntax errors
+        self.source = source
+
+    def caret(self) -> str | None:
+        """The offending line with a caret under the column, or None when there is no column."""
+        if self.column is None or self.source is None:
+            return None
+        line = self.source
+        # Long formulas: show a window around the column so the caret stays visible.
+        start = max(0, self.column - 1 - 60)
+        end = min(len(line), self.column - 1 + 40)
+        prefix = "..." if start > 0 else ""
+        suffix = "..." if end < len(line) else ""
+        shown = prefix + line[start:end] + suffix
+        pad = len(prefix) + (self.column - 1 - start)
+        return f"  {shown}\n  {' ' * pad}^"

@@ -1,0 +1,82 @@
+"""Human-readable text for graph nodes and for what went wrong at one of them.
+
+`node_texts` prints every node as a formula fragment bottom-up (a loop, no recursion), cutting
+long fragments so a DAG with heavy sharing cannot blow up into exponential text.
+"""
+
+from __future__ import annotations
+
+from .graph import Graph, Trouble
+
+_INFIX = {"add": (" + ", 1), "sub": (" - ", 1), "mul": ("*", 2), "div": ("/", 2), "pow": ("**", 4)}
+_ATOM = 5
+
+
+def node_texts(graph: Graph, max_len: int = 60, upto: int | None = None) -> list[str]:
+    """A formula fragment for each node (up to index `upto`), at most `max_len` characters."""
+    texts: list[str] = []
+    prec: list[int] = []
+    last = len(graph.nodes) if upto is None else upto + 1
+    for node in graph.nodes[:last]:
+        a = [texts[i] for i in node.args]
+        p = [prec[i] for i in node.args]
+        if node.op == "var":
+            t, q = node.name or "?", _ATOM
+        elif node.op == "const":
+            t, q = (node.name if node.name else _const_text(node.exact)), _ATOM
+            if t.startswith("-"):
+                q = 3
+        elif node.op in _INFIX:
+            sym, q = _INFIX[node.op]
+            left = a[0] if p[0] > q or (p[0] == q and node.op != "pow") else f"({a[0]})"
+            right_ok = p[1] > q or (p[1] == q and node.op in ("add", "mul", "pow"))
+            right = a[1] if right_ok else f"({a[1]})"
+            t = f"{left}{sym}{right}"
+        elif node.op == "neg":
+            t, q = ("-" + a[0] if p[0] >= 3 else f"-({a[0]})"), 3
+        else:
+            t, q = f"{node.op}({', '.join(a)})", _ATOM
+        if len(t) > max_len:
+            t, q = t[: max_len - 3] + "...", _ATOM
+        texts.append(t)
+        prec.append(q)
+    return texts
+
+
+def _const_text(value: object) -> str:
+    from fractions import Fraction
+
+    assert isinstance(value, Fraction)
+    if value.denominator == 1:
+        return str(value.numerator)
+    f = float(value)
+    return repr(f) if Fraction(f) == value or len(repr(f)) < 18 else str(value)
+
+
+def describe_trouble(graph: Graph, trouble: Trouble) -> str:
+    """E.g. "log(u) with u = -0.5 gives nan, in log(x - 2)"."""
+    node = graph.nodes[trouble.node]
+    names = ["u", "v", "w"] if len(trouble.inputs) <= 3 else [f"u{i}" for i in range(len(trouble.inputs))]
+    ins = ", ".join(f"{n} = {x:.6g}" for n, x in zip(names, trouble.inputs))
+    if node.op in _INFIX:
+        form = f"u{_INFIX[node.op][0].strip()}v"
+    elif node.op == "neg":
+        form = "-u"
+    else:
+        form = f"{node.op}({', '.join(names[: len(trouble.inputs)])})"
+    what = _what_happened(node.op, trouble)
+    where = node_texts(graph, upto=trouble.node)[trouble.node]
+    return f"{form} with {ins} {what}, in {where}"
+
+
+def _what_happened(op: str, trouble: Trouble) -> str:
+    v, ins = trouble.value, trouble.inputs
+    if v != v:
+        return "is undefined (nan)"
+    if op == "div" and ins[1] == 0:
+        return f"divides by zero ({v:g})"
+    if op == "log" and ins[0] == 0:
+        return "is -inf (log of zero)"
+    if op == "pow" and ins[0] == 0:
+        return f"is {v:g} (zero to a negative power)"
+    return f"overflows to {v:g}"

@@ -1,0 +1,172 @@
+"""The computation DAG: a flat tuple of nodes in topological order.
+
+Convention: node i's arguments are nodes with indices smaller than i, so evaluation is one loop
+forward over the tuple and backpropagation is the same loop reversed; nothing here recurses
+over the formula's depth. Structurally equal subexpressions are one node: the builder interns
+every node by (op, args, constant), so `sin(x)*sin(x)` has one `sin` node used twice.
+
+A node is a variable (`var`, with its name), a constant (`const`, with an exact rational value,
+or the named constants `pi` and `E`), or an operation whose name is a key of `rules.RULES`.
+Values are numpy arrays from the start: one point has shape (), K points shape (K,).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+
+from .rules import RULES
+
+NAMED_CONSTANTS = {"pi": math.pi, "E": math.e}
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    op: str
+    args: tuple[int, ...] = ()
+    name: str | None = None  # variable name, or "pi"/"E" for a named constant
+    exact: Fraction | None = None  # a numeric literal, exactly as typed
+
+    def constant_value(self) -> float:
+        if self.name is not None:
+            return NAMED_CONSTANTS[self.name]
+        assert self.exact is not None
+        return float(self.exact)
+
+
+@dataclass(frozen=True)
+class Graph:
+    """An immutable DAG. `output` is the index of the node whose value is the function."""
+
+    nodes: tuple[Node, ...]
+    output: int
+    variables: tuple[str, ...]  # free variables, sorted naturally (x2 before x10)
+    var_nodes: Mapping[str, int] = field(repr=False)
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def depends_on(self, names: Sequence[str]) -> list[bool]:
+        """For every node, whether its value depends on any of the variables `names`."""
+        wanted = {self.var_nodes[n] for n in names if n in self.var_nodes}
+        dep = [False] * len(self.nodes)
+        for i, node in enumerate(self.nodes):
+            dep[i] = i in wanted or any(dep[a] for a in node.args)
+        return dep
+
+    def ops_used(self) -> set[str]:
+        return {n.op for n in self.nodes}
+
+    def depth(self) -> int:
+        """Longest path from a leaf to the output (a leaf has depth 0)."""
+        d = [0] * len(self.nodes)
+        for i, node in enumerate(self.nodes):
+            if node.args:
+                d[i] = 1 + max(d[a] for a in node.args)
+        return d[self.output]
+
+
+def natural_key(name: str) -> list[object]:
+    """Sort key that puts x2 before x10."""
+    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name)]
+
+
+class GraphBuilder:
+    """Interns nodes as they are created, children before parents, so the order is topological."""
+
+    def __init__(self) -> None:
+        self._nodes: list[Node] = []
+        self._index: dict[Node, int] = {}
+
+    def _intern(self, node: Node) -> int:
+        found = self._index.get(node)
+        if found is not None:
+            return found
+        self._nodes.append(node)
+        self._index[node] = len(self._nodes) - 1
+        return len(self._nodes) - 1
+
+    def var(self, name: str) -> int:
+        return self._intern(Node("var", name=name))
+
+    def const(self, value: Fraction) -> int:
+        return self._intern(Node("const", exact=Fraction(value)))
+
+    def named_const(self, name: str) -> int:
+        return self._intern(Node("const", name=name))
+
+    def op(self, op: str, args: Sequence[int]) -> int:
+        if op not in RULES:
+            raise KeyError(f"no differentiation rule for {op!r}")
+        args = tuple(args)
+        # A typed negative literal is a number, not an operation: -2 in x**-2 stays a constant.
+        if op == "neg" and self._nodes[args[0]].op == "const" and self._nodes[args[0]].exact is not None:
+            return self.const(-self._nodes[args[0]].exact)
+        return self._intern(Node(op, args))
+
+    def node(self, index: int) -> Node:
+        return self._nodes[index]
+
+    def build(self, output: int) -> Graph:
+        # Keep only what the output needs (the parser never leaves orphans, but a caller might).
+        needed = [False] * len(self._nodes)
+        needed[output] = True
+        for i in range(output, -1, -1):
+            if needed[i]:
+                for a in self._nodes[i].args:
+                    needed[a] = True
+        remap: dict[int, int] = {}
+        nodes: list[Node] = []
+        for i, node in enumerate(self._nodes[: output + 1]):
+            if needed[i]:
+                remap[i] = len(nodes)
+                nodes.append(Node(node.op, tuple(remap[a] for a in node.args), node.name, node.exact))
+        var_nodes = {n.name: i for i, n in enumerate(nodes) if n.op == "var"}
+        variables = tuple(sorted(var_nodes, key=natural_key))
+        return Graph(tuple(nodes), remap[output], variables, var_nodes)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Trouble:
+    """The first step whose value is not finite although its inputs are."""
+
+    node: int
+    op: str
+    inputs: tuple[float, ...]
+    value: float
+
+
+def evaluate(
+    graph: Graph, point: Mapping[str, np.ndarray], dtype: type = np.float64
+) -> list[np.ndarray]:
+    """Every node's value at `point` (numpy arrays, broadcast together). Never raises on
+    overflow or domain errors: those give inf/nan, which `first_trouble` locates."""
+    values: list[np.ndarray] = [None] * len(graph.nodes)  # type: ignore[list-item]
+    with np.errstate(all="ignore"):
+        for i, node in enumerate(graph.nodes):
+            if node.op == "var":
+                values[i] = np.asarray(point[node.name], dtype=dtype)
+            elif node.op == "const":
+                values[i] = np.asarray(node.constant_value(), dtype=dtype)
+            else:
+                values[i] = np.asarray(RULES[node.op].value(*(values[a] for a in node.args)))
+    return values
+
+
+def first_trouble(graph: Graph, values: Sequence[np.ndarray]) -> Trouble | None:
+    """Where a value first stops being finite, if anywhere (for one point: the first of K)."""
+    for i, node in enumerate(graph.nodes):
+        v = values[i]
+        if node.args and not np.all(np.isfinite(v)):
+            bad = np.flatnonzero(~np.isfinite(np.broadcast_to(v, np.shape(v) or (1,))))[0]
+            ins = tuple(
+                float(np.broadcast_to(values[a], np.shape(v) or (1,)).ravel()[bad]) for a in node.args
+            )
+            if all(math.isfinite(x) for x in ins):
+                return Trouble(i, node.op, ins, float(np.ravel(v)[bad]))
+    return None

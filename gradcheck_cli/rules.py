@@ -1,0 +1,152 @@
+"""The one table of primitive rules: each operation's value and its local partial derivatives.
+
+Both AD modes read this table and nothing else about derivatives: reverse mode multiplies a
+partial by the adjoint flowing back, forward mode by the tangent flowing forward. The symbolic
+and finite-difference methods never read it; they are the independent oracles that catch a
+wrong entry here (and `tests/test_rules.py` checks every entry against `sympy.diff`).
+
+Conventions:
+- `value(*args)` takes numpy arrays (any shape, broadcast) and returns one.
+- `partials[j](out, *args)` is d(out)/d(args[j]); it receives the node's own output `out` so
+  exp, sigmoid, tanh, sqrt reuse it. An n-ary rule (max, min) has one partial
+  `partials[0](j, out, *args)` for every argument.
+- Values are computed stably where the primitive is a library function (sigmoid(-800) and
+  softplus(800) are exact); what a user writes out by hand keeps its own numerics.
+- Partials use only numpy ufuncs and arithmetic, so later work can push dual numbers through
+  them (Hessians by forward-over-reverse).
+- At a kink the AD value is one one-sided derivative, chosen as PyTorch and JAX do:
+  relu'(0) = 0, abs'(0) = 0, leaky_relu'(0) = slope, ties in max/min share the gradient evenly.
+  `kinks` lists where each non-smooth primitive switches, for the kink analysis.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+Array = Any  # numpy array (or, later, an array of dual numbers)
+
+_SQRT2 = math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
+_erf_scalar = np.frompyfunc(math.erf, 1, 1)
+
+
+def erf(x: Array) -> Array:
+    """Elementwise erf (numpy has none; math.erf is correctly rounded to within 1 ulp)."""
+    x = np.asarray(x)
+    return np.asarray(_erf_scalar(x), dtype=x.dtype if x.dtype.kind == "f" else np.float64)
+
+
+def sigmoid(x: Array) -> Array:
+    # exp of a non-positive number never overflows, so both tails are exact.
+    z = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + z), z / (1.0 + z))
+
+
+def softplus(x: Array) -> Array:
+    return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+
+
+def _max_partial(j: int, out: Array, *args: Array) -> Array:
+    ties = sum((a == out) * 1.0 for a in args)
+    return (args[j] == out) / ties
+
+
+@dataclass(frozen=True)
+class Rule:
+    value: Callable[..., Array]
+    partials: tuple[Callable[..., Array], ...]
+    arity: int | None = 1  # None: any number of arguments (n-ary, one shared partial)
+    smooth: bool = True
+    kinks: tuple[str, ...] = ()  # human description of where it is not differentiable
+
+    def partial(self, j: int, out: Array, args: tuple[Array, ...]) -> Array:
+        if self.arity is None:
+            return self.partials[0](j, out, *args)
+        return self.partials[j](out, *args)
+
+
+def _rule(value: Callable[..., Array], *partials: Callable[..., Array], **kw: Any) -> Rule:
+    arity = kw.pop("arity", len(partials))
+    return Rule(value, tuple(partials), arity=arity, **kw)
+
+
+RULES: dict[str, Rule] = {
+    # arithmetic (the parser keeps - and / as typed, so they are primitives too)
+    "add": _rule(np.add, lambda o, a, b: np.ones_like(o), lambda o, a, b: np.ones_like(o)),
+    "sub": _rule(np.subtract, lambda o, a, b: np.ones_like(o), lambda o, a, b: -np.ones_like(o)),
+    "mul": _rule(np.multiply, lambda o, a, b: b, lambda o, a, b: a),
+    "div": _rule(np.divide, lambda o, a, b: 1.0 / b, lambda o, a, b: -o / b),
+    "neg": _rule(np.negative, lambda o, a: -np.ones_like(o)),
+    "pow": _rule(np.power, lambda o, a, b: b * a ** (b - 1), lambda o, a, b: o * np.log(a)),
+    # elementary functions
+    "sin": _rule(np.sin, lambda o, x: np.cos(x)),
+    "cos": _rule(np.cos, lambda o, x: -np.sin(x)),
+    "tan": _rule(np.tan, lambda o, x: 1.0 + o * o),
+    "asin": _rule(np.arcsin, lambda o, x: 1.0 / np.sqrt(1.0 - x * x)),
+    "acos": _rule(np.arccos, lambda o, x: -1.0 / np.sqrt(1.0 - x * x)),
+    "atan": _rule(np.arctan, lambda o, x: 1.0 / (1.0 + x * x)),
+    "sinh": _rule(np.sinh, lambda o, x: np.cosh(x)),
+    "cosh": _rule(np.cosh, lambda o, x: np.sinh(x)),
+    "tanh": _rule(np.tanh, lambda o, x: 1.0 - o * o),
+    "exp": _rule(np.exp, lambda o, x: o),
+    "log": _rule(np.log, lambda o, x: 1.0 / x),
+    "sqrt": _rule(np.sqrt, lambda o, x: 0.5 / o),
+    "erf": _rule(erf, lambda o, x: _TWO_OVER_SQRT_PI * np.exp(-x * x)),
+    # non-smooth
+    "abs": _rule(np.abs, lambda o, x: np.sign(x), smooth=False, kinks=("x = 0",)),
+    "max": _rule(
+        lambda *a: _reduce(np.maximum, a), _max_partial, arity=None, smooth=False,
+        kinks=("two arguments tie",),
+    ),
+    "min": _rule(
+        lambda *a: _reduce(np.minimum, a), _max_partial, arity=None, smooth=False,
+        kinks=("two arguments tie",),
+    ),
+    # activations of the lecture notes
+    "sigmoid": _rule(sigmoid, lambda o, x: o * (1.0 - o)),
+    "relu": _rule(
+        lambda x: np.maximum(x, 0), lambda o, x: (x > 0) * 1.0, smooth=False, kinks=("x = 0",)
+    ),
+    "leaky_relu": _rule(
+        lambda x, s: np.where(x > 0, x, s * x),
+        lambda o, x, s: np.where(x > 0, 1.0, s),
+        lambda o, x, s: np.where(x > 0, 0.0, x),
+        smooth=False,
+        kinks=("x = 0",),
+    ),
+    "elu": _rule(
+        # expm1 of min(x, 0): the branch np.where discards must not overflow either.
+        lambda x, a: np.where(x > 0, x, a * np.expm1(np.minimum(x, 0))),
+        lambda o, x, a: np.where(x > 0, 1.0, a * np.exp(np.minimum(x, 0))),
+        lambda o, x, a: np.where(x > 0, 0.0, np.expm1(np.minimum(x, 0))),
+        smooth=False,
+        kinks=("x = 0 (unless alpha = 1)",),
+    ),
+    "softplus": _rule(softplus, lambda o, x: sigmoid(x)),
+    "swish": _rule(
+        lambda x: x * sigmoid(x), lambda o, x: sigmoid(x) * (1.0 + x * (1.0 - sigmoid(x)))
+    ),
+    "gelu": _rule(
+        lambda x: 0.5 * x * (1.0 + erf(x / _SQRT2)),
+        lambda o, x: 0.5 * (1.0 + erf(x / _SQRT2)) + x * _INV_SQRT_2PI * np.exp(-0.5 * x * x),
+    ),
+    "hard_swish": _rule(
+        lambda x: x * np.clip(x + 3.0, 0.0, 6.0) / 6.0,
+        lambda o, x: np.where(x < -3.0, 0.0, np.where(x <= 3.0, (2.0 * x + 3.0) / 6.0, 1.0)),
+        smooth=False,
+        kinks=("x = -3", "x = 3"),
+    ),
+}
+
+
+def _reduce(f: Callable[[Array, Array], Array], args: tuple[Array, ...]) -> Array:
+    out = args[0]
+    for a in args[1:]:
+        out = f(out, a)
+    return out
