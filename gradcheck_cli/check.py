@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -17,30 +19,38 @@ from .parse import CONSTANT_NAMES, parse
 from .report import Diagnostic, MethodReport, Report
 
 METHODS = ("reverse", "forward", "symbolic", "central")
+REFERENCES = ("auto", "exact", *METHODS)
 
 
-def check(
-    expression: str,
-    point: Mapping[str, float],
-    *,
-    wrt: Sequence[str] | None = None,
-    methods: Sequence[str] = METHODS,
-    reference: str = "symbolic",
-    rtol: float | None = None,
-    atol: float | None = None,
-    step: float | None = None,
-    limits: Limits = DEFAULT_LIMITS,
-    show_formula: bool = False,
-) -> Report:
-    """Check the gradient of `expression` at `point`. Raises GradcheckError on bad input."""
-    graph = parse(expression, limits)
+@dataclass(frozen=True)
+class Options:
+    """Everything that tunes a check; the CLI's flags map onto these one to one."""
+
+    wrt: Sequence[str] | None = None  # default: every variable
+    methods: Sequence[str] = METHODS
+    reference: str = "auto"  # exact when it fits the symbolic budget, else symbolic
+    rtol: float | None = None  # None: each method's default (compare.DEFAULT_TOLERANCES)
+    atol: float | None = None
+    step: float | None = None  # finite-difference step; None: cbrt(eps)*max(1,|x|)
+    limits: Limits = field(default_factory=lambda: DEFAULT_LIMITS)
+    show_formula: bool = False
+    symbolic_timeout: float = symbolic.SYMBOLIC_TIMEOUT
+    symbolic_memory: int | None = symbolic.SYMBOLIC_MEMORY
+    exact_digits: int = symbolic.EXACT_DIGITS
+
+
+def check(expression: str, point: Mapping[str, float], **options: Any) -> Report:
+    """Check the gradient of `expression` at `point`. Raises GradcheckError on bad input.
+
+    Keyword arguments are the fields of `Options`."""
+    try:
+        opts = replace(Options(), **options)
+    except TypeError as exc:
+        raise GradcheckError("usage", str(exc)) from None
+    graph = parse(expression, opts.limits)
     names = _validate_point(graph, point)
-    wrt_list = _validate_wrt(graph, wrt)
-    for name in list(methods) + [reference]:
-        if name not in METHODS:
-            raise GradcheckError(
-                "usage", f"unknown method {name!r}; the methods are {', '.join(METHODS)}."
-            )
+    wrt = _validate_wrt(graph, opts.wrt)
+    _validate_methods(opts)
     arrays = {n: np.asarray(float(point[n]), dtype=np.float64) for n in names}
 
     values = evaluate(graph, arrays)
@@ -50,23 +60,53 @@ def check(
             "undefined",
             f"the formula is not finite at this point: {describe_trouble(graph, trouble)}.",
         )
-    wanted = list(dict.fromkeys([*methods, reference]))
-    formulas: dict[str, str] = {}
-    results = [_run(name, graph, arrays, wrt_list, step, formulas if show_formula else None)
-               for name in METHODS if name in wanted]
-    ref_name, ok, diagnostics = compare(results, wrt_list, reference, rtol, atol)
+
+    wants_exact = opts.reference in ("auto", "exact")
+    needs_symbolic = "symbolic" in opts.methods or opts.reference == "symbolic" or wants_exact
+    sym = None
+    if needs_symbolic:
+        sym = symbolic.gradient(
+            graph, {n: float(point[n]) for n in names}, wrt,
+            formulas=opts.show_formula,
+            exact_digits=opts.exact_digits if wants_exact else None,
+            timeout=opts.symbolic_timeout,
+            memory=opts.symbolic_memory,
+        )
+    results = [
+        _run(name, graph, arrays, wrt, opts, sym)
+        for name in METHODS
+        if name in opts.methods or name == opts.reference
+    ]
+    exact = sym.exact if sym is not None else None
+    requested = opts.reference
+    diagnostics: list[Diagnostic] = []
+    if wants_exact and exact is None:
+        why = (sym.exact_note or sym.note) if sym is not None else None
+        if opts.reference == "exact":
+            diagnostics.append(Diagnostic(
+                "reference-fallback",
+                f"the exact reference could not be computed ({why}); falling back to symbolic.",
+            ))
+        requested = "symbolic"
+    if sym is not None and sym.skipped:
+        diagnostics.append(Diagnostic("symbolic-skipped", sym.note or sym.exact_note or ""))
+    ref_name, ok, more = compare(
+        results, wrt, requested, opts.rtol, opts.atol, exact=exact if requested != "symbolic" else None
+    )
+    diagnostics += more
     if ref_name is None:
         diagnostics.append(Diagnostic("no-reference", "no method could run, so nothing was compared."))
     return Report(
         expression=expression,
         point={n: float(point[n]) for n in names},
         value=float(values[graph.output]),
-        wrt=wrt_list,
-        reference=ref_name or reference,
-        methods=[r for r in results if r.name in methods or r.name == ref_name],
+        wrt=wrt,
+        reference=ref_name or requested,
+        methods=[r for r in results if r.name in opts.methods or r.name == ref_name],
         ok=ok,
         diagnostics=diagnostics,
-        formulas=formulas,
+        formulas=sym.formulas if sym is not None else {},
+        exact=exact if ref_name == "exact" else None,
         nodes=len(graph),
         depth=graph.depth(),
     )
@@ -81,36 +121,38 @@ def _run(
     graph: Graph,
     point: Mapping[str, np.ndarray],
     wrt: Sequence[str],
-    step: float | None,
-    formulas: dict[str, str] | None,
+    opts: Options,
+    sym: symbolic.SymbolicResult | None,
 ) -> MethodReport:
-    """Run one method; the symbolic one also fills `formulas` (when given) with its derivatives."""
     if name == "reverse":
         return MethodReport(name, _scalar(reverse.gradient(graph, point, wrt)))
     if name == "forward":
         return MethodReport(name, _scalar(forward.gradient(graph, point, wrt)))
     if name == "symbolic":
-        res = symbolic.gradient(graph, point, wrt, keep_formulas=formulas is not None)
-        if formulas is not None:
-            formulas.update({v: _pretty(e) for v, e in res.derivatives.items()})
-        return MethodReport(name, _scalar(res.gradient) if res.gradient is not None else None,
-                            note=res.note)
-    res_fd = finite.central(graph, point, wrt, step)
+        assert sym is not None
+        grad = _scalar(sym.gradient) if sym.gradient is not None else None
+        return MethodReport(name, grad, note=sym.note)
+    res = finite.central(graph, point, wrt, opts.step)
     return MethodReport(
         name,
-        _scalar(res_fd.gradient) if res_fd.gradient is not None else None,
-        note=res_fd.note,
-        step=_scalar(res_fd.step),
+        _scalar(res.gradient) if res.gradient is not None else None,
+        note=res.note,
+        step=_scalar(res.step),
     )
 
 
-def _pretty(expr: object) -> str:
-    import sympy as sp
-
-    try:
-        return sp.pretty(expr, use_unicode=True)
-    except RecursionError:
-        return "(too deeply nested to print)"
+def _validate_methods(opts: Options) -> None:
+    for name in opts.methods:
+        if name not in METHODS:
+            raise GradcheckError(
+                "usage", f"unknown method {name!r}; the methods are {', '.join(METHODS)}."
+            )
+    if not opts.methods:
+        raise GradcheckError("usage", "no methods chosen; the methods are " + ", ".join(METHODS) + ".")
+    if opts.reference not in REFERENCES:
+        raise GradcheckError(
+            "usage", f"unknown reference {opts.reference!r}; choose one of {', '.join(REFERENCES)}."
+        )
 
 
 def _validate_point(graph: Graph, point: Mapping[str, float]) -> list[str]:
@@ -136,15 +178,17 @@ def _validate_point(graph: Graph, point: Mapping[str, float]) -> list[str]:
             f"--at, e.g. --at {','.join(f'{v}=1.0' for v in missing)}.",
         )
     for name, value in point.items():
-        if not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise GradcheckError("bad-value", f"the value of {name} must be a finite number, not {value!r}.")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise GradcheckError(
+                "bad-value", f"the value of {name} must be a finite number, not {value!r}."
+            )
     return sorted(point, key=natural_key)
 
 
 def _validate_wrt(graph: Graph, wrt: Sequence[str] | None) -> list[str]:
     if wrt is None:
         return list(graph.variables)
-    seen = []
+    seen: list[str] = []
     for name in wrt:
         if name not in graph.var_nodes:
             known = ", ".join(graph.variables) or "none"

@@ -7,16 +7,22 @@ clear message on stderr, or one JSON object under --format json; never a traceba
 from __future__ import annotations
 
 import re
+import signal
 import sys
+import threading
+import time
 from collections.abc import Sequence
+from typing import NoReturn
 
 import click
 from rich.console import Console
 
-from .check import METHODS, check
+from . import checkfile
+from .check import METHODS, REFERENCES, check
 from .errors import GradcheckError
 from .limits import DEFAULT_LIMITS, Limits
 from .render import error_json, render_table, to_json, to_markdown
+from .symbolic import SYMBOLIC_MEMORY, SYMBOLIC_TIMEOUT
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 # Plain ASCII decimals only: float() alone would also take "nan", "inf", "1_000" and
@@ -73,23 +79,33 @@ def _names(text: str | None) -> list[str] | None:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("expression")
+@click.argument("expression", required=False)
+@click.option("--file", "file", type=click.Path(dir_okay=False), metavar="PATH",
+              help="Read the formula and its point from a TOML check file.")
 @click.option("--at", "at", multiple=True, metavar="NAME=VALUE[,...]",
               help="The point: a value for every variable (repeatable).")
 @click.option("--wrt", metavar="NAME[,...]", help="Differentiate with respect to these only.")
 @click.option("--methods", metavar="M[,...]", default=",".join(METHODS), show_default=True,
               help="Methods to run.")
-@click.option("--reference", type=click.Choice(METHODS), default="symbolic", show_default=True,
-              help="The method the others are judged against.")
+@click.option("--reference", type=click.Choice(REFERENCES), default="auto", show_default=True,
+              help="What every method is judged against: the exact derivative (SymPy, 30 digits), "
+                   "or one of the methods. auto: exact when it fits the symbolic budget.")
 @click.option("--rtol", type=click.FloatRange(min=0), help="Relative tolerance for every method.")
 @click.option("--atol", type=click.FloatRange(min=0), help="Absolute tolerance for every method.")
 @click.option("--step", type=click.FloatRange(min=0, min_open=True),
               help="Finite-difference step (default cbrt(eps)*max(1,|x|) per variable).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]),
               default="table", show_default=True)
-@click.option("--digits", type=click.IntRange(1, 17), default=12, show_default=True,
+@click.option("--digits", type=click.IntRange(1, 30), default=10, show_default=True,
               help="Significant digits shown.")
 @click.option("--show-formula", is_flag=True, help="Print the symbolic derivative.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=120.0,
+              show_default=True, help="Limit: wall-clock seconds for the whole check.")
+@click.option("--symbolic-timeout", type=click.FloatRange(min=0, min_open=True),
+              default=SYMBOLIC_TIMEOUT, show_default=True,
+              help="Limit: seconds for SymPy (differentiation and the exact reference).")
+@click.option("--symbolic-memory", type=click.IntRange(min=64), default=SYMBOLIC_MEMORY // 2**20,
+              show_default=True, help="Limit: MiB of memory for SymPy's worker process.")
 @click.option("--max-length", type=click.IntRange(min=1), default=DEFAULT_LIMITS.max_length,
               show_default=True, help="Limit: characters in the formula.")
 @click.option("--max-depth", type=click.IntRange(min=1), default=DEFAULT_LIMITS.max_depth,
@@ -100,7 +116,8 @@ def _names(text: str | None) -> list[str] | None:
               show_default=True, help="Limit: size of a constant integer exponent.")
 @click.version_option(package_name="gradcheck")
 def cli(
-    expression: str,
+    expression: str | None,
+    file: str | None,
     at: tuple[str, ...],
     wrt: str | None,
     methods: str,
@@ -111,6 +128,9 @@ def cli(
     fmt: str,
     digits: int,
     show_formula: bool,
+    timeout: float,
+    symbolic_timeout: float,
+    symbolic_memory: int,
     max_length: int,
     max_depth: int,
     max_digits: int,
@@ -119,15 +139,29 @@ def cli(
     """Check the gradient of EXPRESSION at a point, four independent ways.
 
     \b
-    Example:
+    Examples:
       gradcheck "cos(sin(x**2)+3*x**2)" --at x=1.5
+      gradcheck "(x+y)*z" --at x=-2,y=5,z=-4 --format json
+      gradcheck --file sample_expressions/sigmoid_neuron.toml
     """
     limits = Limits(max_length, max_depth, max_digits, max_exponent)
     try:
+        deadline = time.monotonic() + timeout
+        _arm_timeout(timeout)
+        point = parse_assignments(at)
+        wrt_names = _names(wrt)
+        if (expression is None) == (file is None):
+            raise GradcheckError("usage", "give either an EXPRESSION or --file PATH (exactly one).")
+        if file is not None:
+            loaded = checkfile.load(file)
+            expression = loaded.expression
+            point = {**loaded.at, **point}  # --at overrides the file's point
+            wrt_names = wrt_names if wrt_names is not None else loaded.wrt
+        assert expression is not None
         report = check(
             expression,
-            parse_assignments(at),
-            wrt=_names(wrt),
+            point,
+            wrt=wrt_names,
             methods=_names(methods) or [],
             reference=reference,
             rtol=rtol,
@@ -135,19 +169,39 @@ def cli(
             step=step,
             limits=limits,
             show_formula=show_formula,
+            symbolic_timeout=min(symbolic_timeout, max(0.1, deadline - time.monotonic())),
+            symbolic_memory=symbolic_memory * 2**20,
         )
+        _arm_timeout(0)
     except GradcheckError as err:
+        _arm_timeout(0)
         _fail(err, fmt)
     if fmt == "json":
         click.echo(to_json(report))
     elif fmt == "markdown":
         click.echo(to_markdown(report, digits), nl=False)
     else:
-        Console(highlight=False).print(render_table(report, digits))
+        # Piped output (CI logs) has no terminal width to read; 80 columns would fold numbers.
+        width = None if sys.stdout.isatty() else 120
+        Console(highlight=False, width=width).print(render_table(report, digits))
     sys.exit(0 if report.ok else 1)
 
 
-def _fail(err: GradcheckError, fmt: str) -> None:
+def _on_timeout(signum: int, frame: object) -> None:
+    raise GradcheckError(
+        "limit", "the check did not finish within its time limit (raise it with --timeout)."
+    )
+
+
+def _arm_timeout(seconds: float) -> None:
+    """Interrupt the check after `seconds` (0 disarms). SymPy's worker has its own budget,
+    capped by what is left of this one; this stops everything else."""
+    if hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGALRM, _on_timeout if seconds else signal.SIG_DFL)
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+
+
+def _fail(err: GradcheckError, fmt: str) -> NoReturn:
     if fmt == "json":
         click.echo(error_json(err))
     else:

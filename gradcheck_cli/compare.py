@@ -1,5 +1,10 @@
 """Judge every method against the reference: errors, tolerances, verdicts, diagnostics.
 
+The reference is the exact derivative (SymPy's, evaluated to 30 significant digits with mpmath)
+when it could be computed in budget, so every column, the float64 symbolic one included, shows
+its true error; otherwise it is a method (symbolic first). Errors against the exact reference
+are computed in high precision, not after rounding the reference to float64.
+
 A value g passes against the reference r when |g - r| <= atol + rtol*|r| (numpy's isclose). The
 error shown is relative, |g - r| / |r|, except where r = 0, where it is the absolute |g - r| and
 is labelled so. Defaults are per method: the exact methods (reverse, forward, symbolic) differ
@@ -10,7 +15,9 @@ and rounding error of order eps**(2/3) and get a looser one.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+
+import mpmath
 
 from .report import Diagnostic, MethodReport
 
@@ -24,15 +31,23 @@ DEFAULT_TOLERANCES: dict[str, tuple[float, float]] = {
 REFERENCE_PREFERENCE = ("symbolic", "forward", "reverse", "central")
 
 
-def judge(g: float, r: float, rtol: float, atol: float) -> tuple[float, str, bool]:
-    """(error, "relative" | "absolute", passed) for one value against its reference."""
-    kind = "absolute" if r == 0 or not math.isfinite(r) else "relative"
-    if not (math.isfinite(g) and math.isfinite(r)):
-        same = g == r  # the same infinity on both sides agrees; nan never does
+def judge(g: float, r: float | str, rtol: float, atol: float) -> tuple[float, str, bool]:
+    """(error, "relative" | "absolute", passed) for one value against its reference; `r` may be
+    decimal text with more digits than a float holds (the exact reference)."""
+    exact = mpmath.mpf(r) if isinstance(r, str) else None
+    rf = float(r)
+    kind = "absolute" if rf == 0 or not math.isfinite(rf) else "relative"
+    if not (math.isfinite(g) and math.isfinite(rf)):
+        same = g == rf  # the same infinity on both sides agrees; nan never does
         return (0.0 if same else math.inf), kind, same
-    diff = abs(g - r)
-    error = diff if kind == "absolute" else diff / abs(r)
-    return error, kind, diff <= atol + rtol * abs(r)
+    if exact is not None:
+        with mpmath.workdps(40):
+            diff = float(abs(mpmath.mpf(g) - exact))
+            error = diff if kind == "absolute" else float(abs(mpmath.mpf(g) - exact) / abs(exact))
+    else:
+        diff = abs(g - rf)
+        error = diff if kind == "absolute" else diff / abs(rf)
+    return error, kind, diff <= atol + rtol * abs(rf)
 
 
 def choose_reference(
@@ -60,21 +75,30 @@ def compare(
     requested_reference: str,
     rtol: float | None = None,
     atol: float | None = None,
+    exact: Mapping[str, str] | None = None,
 ) -> tuple[str | None, bool, list[Diagnostic]]:
-    """Fill each method's errors and verdicts in place; return (reference, ok, diagnostics)."""
-    reference, diagnostics = choose_reference(methods, requested_reference)
+    """Fill each method's errors and verdicts in place; return (reference, ok, diagnostics).
+    With `exact` (decimal text per variable), that is the reference for every method."""
+    if exact is not None:
+        reference, diagnostics = None, []
+    else:
+        reference, diagnostics = choose_reference(methods, requested_reference)
     for m in methods:
         d_rtol, d_atol = DEFAULT_TOLERANCES.get(m.name, EXACT_TOLERANCE)
         m.rtol = d_rtol if rtol is None else rtol
         m.atol = d_atol if atol is None else atol
         if not m.ran:
             diagnostics.append(Diagnostic("method-failed", f"{m.name} could not run: {m.note}"))
-    if reference is None:
+    if exact is not None:
+        ref: Mapping[str, float | str] = exact
+        ref_name = "exact"
+    elif reference is None:
         return None, False, diagnostics
-    ref = reference.gradient
-    assert ref is not None
+    else:
+        assert reference.gradient is not None
+        ref, ref_name = reference.gradient, reference.name
     for v in wrt:
-        if not math.isfinite(ref[v]):
+        if not math.isfinite(float(ref[v])):
             diagnostics.append(Diagnostic(
                 "nonfinite-derivative",
                 f"the reference derivative with respect to {v} is {ref[v]}: f is not "
@@ -90,4 +114,4 @@ def compare(
             m.error[v], m.error_kind[v], m.passed[v] = judge(m.gradient[v], ref[v], m.rtol, m.atol)
         m.ok = all(m.passed.values())
         ok = ok and m.ok
-    return reference.name, ok, diagnostics
+    return ref_name, ok, diagnostics

@@ -29,10 +29,28 @@ def fmt(x: float, digits: int) -> str:
 
 
 def fmt_error(error: float, kind: str) -> str:
-    label = "rel" if kind == "relative" else "abs"
+    """Relative errors bare, absolute ones (where the reference is 0) labelled "abs"."""
+    label = "" if kind == "relative" else "abs "
     if math.isinf(error):
-        return f"{label} inf"
-    return f"{label} {error:.1e}"
+        return f"{label}inf"
+    return f"{label}{error:.1e}"
+
+
+def reference_label(report: Report) -> str:
+    if report.reference == "exact" and report.exact is not None:
+        return "exact (30 digits)"
+    return report.reference
+
+
+def exact_text(text: str, digits: int) -> str:
+    """The exact reference's decimal text, cut to `digits` significant digits (not rounded
+    through a float, so it can show more digits than float64 holds)."""
+    if text in ("nan", "inf", "-inf"):
+        return text
+    import mpmath
+
+    shown = mpmath.nstr(mpmath.mpf(text), digits, strip_zeros=True)
+    return shown[:-2] if shown.endswith(".0") else shown
 
 
 def point_text(report: Report, digits: int) -> str:
@@ -71,16 +89,20 @@ def _cell(m: MethodReport, v: str, reference: str, digits: int) -> Text:
     return t
 
 
-def render_table(report: Report, digits: int = 12) -> RenderableType:
+def render_table(report: Report, digits: int = 10) -> RenderableType:
     title = Text("gradcheck ", style="bold")
     title.append(report.expression)
+    title.append(f"  reference: {reference_label(report)}", style="dim")
     table = Table(title=title, title_justify="left", show_lines=True)
     table.add_column("∂f/∂", style="bold", no_wrap=True, min_width=4)
+    if report.exact is not None:
+        table.add_column("exact\n(reference)", justify="right", overflow="fold")
     for m in report.methods:
         header = m.name + ("\n(reference)" if m.name == report.reference else "")
         table.add_column(header, justify="right", overflow="fold")
     for v in report.wrt:
-        table.add_row(Text(v), *(_cell(m, v, report.reference, digits) for m in report.methods))
+        exact = [Text(exact_text(report.exact[v], digits))] if report.exact is not None else []
+        table.add_row(Text(v), *exact, *(_cell(m, v, report.reference, digits) for m in report.methods))
     lines: list[RenderableType] = [
         Text(f"f({point_text(report, digits)}) = {fmt(report.value, digits)}"),
         table,
@@ -89,6 +111,10 @@ def render_table(report: Report, digits: int = 12) -> RenderableType:
         if m.step is not None and m.ran:
             steps = ", ".join(f"h_{k}={fmt(h, 3)}" for k, h in m.step.items())
             lines.append(Text(f"{m.name} steps: {steps}", style="dim"))
+    lines.append(Text(
+        "error = |value - reference| / |reference|, or absolute (abs) where the reference is 0",
+        style="dim",
+    ))
     tol = "; ".join(f"{m.name} rtol={m.rtol:g} atol={m.atol:g}" for m in report.methods
                     if m.name != report.reference)
     if tol:
@@ -140,6 +166,7 @@ def report_dict(report: Report) -> dict[str, Any]:
         "value": json_number(report.value),
         "wrt": report.wrt,
         "reference": report.reference,
+        "exact": report.exact,
         "methods": methods,
         "ok": report.ok,
         "diagnostics": [{"kind": d.kind, "message": d.message} for d in report.diagnostics],
@@ -165,20 +192,25 @@ def _md_escape(s: str) -> str:
     return s.replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`").replace("*", "\\*")
 
 
-def to_markdown(report: Report, digits: int = 12) -> str:
+def to_markdown(report: Report, digits: int = 10) -> str:
     lines = [
         f"### gradcheck `{report.expression.replace('`', '')}`",
+        "",
+        f"reference: {reference_label(report)}",
         "",
         f"f({_md_escape(point_text(report, digits))}) = {fmt(report.value, digits)}",
         "",
     ]
-    header = ["∂f/∂"] + [
+    exact_col = ["exact (reference)"] if report.exact is not None else []
+    header = ["∂f/∂", *exact_col] + [
         m.name + (" (reference)" if m.name == report.reference else "") for m in report.methods
     ]
     lines.append("| " + " | ".join(header) + " |")
-    lines.append("|" + "|".join(["---"] + ["---:"] * len(report.methods)) + "|")
+    lines.append("|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|")
     for v in report.wrt:
         cells = [_md_escape(v)]
+        if report.exact is not None:
+            cells.append(exact_text(report.exact[v], digits))
         for m in report.methods:
             if not m.ran:
                 cells.append("could not run")

@@ -45,6 +45,7 @@ class Report:
     ok: bool
     diagnostics: list[Diagnostic] = field(default_factory=list)
     formulas: dict[str, str] = field(default_factory=dict)  # symbolic derivative, pretty text
+    exact: dict[str, str] | None = None  # the exact reference's digits, when it is the reference
     nodes: int = 0  # size of the computation graph
     depth: int = 0
 

@@ -6,29 +6,38 @@ rule, and the derivatives are evaluated together with common subexpressions shar
 (`lambdify(..., cse=True)`). Variables are SymPy `Dummy` symbols: a user's variable names are
 never turned into code.
 
-SymPy recurses over expression depth, so a deeply nested formula can exhaust Python's recursion
-limit here; that is reported as "could not run", never as a crash.
+SymPy recurses over expression depth and can hang or exhaust memory on hostile input, so all
+of it runs in a worker process (`budget.py`) with a large stack, a time budget and a memory
+budget; whatever stops it is reported as a note ("could not run"), never as a crash.
 """
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
 
+from . import budget
 from .functions import meaning_of
 from .graph import Graph
 from .rules import erf as _erf_numpy
+
+SYMBOLIC_TIMEOUT = 20.0  # seconds, --symbolic-timeout
+SYMBOLIC_MEMORY = 2 * 2**30  # bytes, --symbolic-memory (in MiB on the command line)
+EXACT_DIGITS = 30
 
 
 @dataclass
 class SymbolicResult:
     gradient: dict[str, np.ndarray] | None
-    note: str | None = None  # why it could not run
-    derivatives: dict[str, Any] = field(default_factory=dict)  # name -> SymPy expr (user names)
+    note: str | None = None  # why the float64 derivative could not be had
+    formulas: dict[str, str] = field(default_factory=dict)  # name -> pretty derivative
+    exact: dict[str, str] | None = None  # name -> derivative at EXACT_DIGITS, as decimal text
+    exact_note: str | None = None  # why the exact derivative could not be had
+    skipped: bool = False  # stopped by its budget (time or memory), not by SymPy itself
 
 
 def to_sympy(graph: Graph, symbols: Mapping[str, Any] | None = None) -> Any:
@@ -61,40 +70,84 @@ def _modules() -> list[Any]:
     return [{"erf": _erf_numpy}, "numpy"]
 
 
-def gradient(
-    graph: Graph, point: Mapping[str, np.ndarray], wrt: Sequence[str], keep_formulas: bool = False
-) -> SymbolicResult:
-    """sympy.diff of the formula with respect to each of `wrt`, evaluated at `point`."""
+def stages(
+    graph: Graph,
+    point: Mapping[str, float],
+    wrt: Sequence[str],
+    formulas: bool = False,
+    exact_digits: int | None = None,
+) -> Iterator[tuple[str, Any]]:
+    """The symbolic work, stage by stage: ("float", gradient), then optionally
+    ("formulas", pretty text) and ("exact", decimal text at `exact_digits`). Raises on failure;
+    `gradient` below turns failures and budgets into notes."""
     import sympy as sp
 
     dummies = {name: sp.Dummy(real=True) for name in graph.variables}
-    try:
-        expr = to_sympy(graph, dummies)
-        derivs = [sp.diff(expr, dummies[v]) if v in dummies else sp.S.Zero for v in wrt]
-        order = list(graph.variables)
-        fn = sp.lambdify([dummies[v] for v in order], derivs, modules=_modules(), cse=True)
-        with np.errstate(all="ignore"):
-            raw = fn(*(np.asarray(point[v], dtype=np.float64) for v in order))
-    except RecursionError:
-        return SymbolicResult(
-            None,
-            f"SymPy recursed too deeply (the formula nests {graph.depth()} levels; SymPy's "
-            f"differentiation and code printing recurse once per level, Python allows "
-            f"{sys.getrecursionlimit()} frames)",
-        )
-    except MemoryError:
-        return SymbolicResult(None, "SymPy ran out of memory on this formula")
-    except Exception as exc:  # SymPy is an oracle here: any failure of its own is reported
-        return SymbolicResult(None, f"SymPy failed: {type(exc).__name__}: {exc}")
-    shape = np.broadcast_shapes(*(np.shape(point[v]) for v in order)) if order else ()
+    expr = to_sympy(graph, dummies)
+    derivs = [sp.diff(expr, dummies[v]) if v in dummies else sp.S.Zero for v in wrt]
+    order = list(graph.variables)
+    fn = sp.lambdify([dummies[v] for v in order], derivs, modules=_modules(), cse=True)
+    with np.errstate(all="ignore"):
+        raw = fn(*(np.asarray(point[v], dtype=np.float64) for v in order))
     grad = {}
     for v, value in zip(wrt, raw):
         arr = np.asarray(value)
         if np.iscomplexobj(arr):
             arr = np.where(arr.imag == 0, arr.real, np.nan)
-        grad[v] = np.broadcast_to(arr.astype(np.float64), shape).copy()
-    result = SymbolicResult(grad)
-    if keep_formulas:
+        grad[v] = float(arr)
+    yield "float", grad
+    if formulas:
         names = {d: sp.Symbol(name, real=True) for name, d in dummies.items()}
-        result.derivatives = {v: d.xreplace(names) for v, d in zip(wrt, derivs)}
+        yield "formulas", {v: sp.pretty(d.xreplace(names), use_unicode=True)
+                           for v, d in zip(wrt, derivs)}
+    if exact_digits:
+        # The point is the float64 value exactly (a binary rational), so the reference is the
+        # true derivative at the very point the float methods were given.
+        subs = {dummies[v]: sp.Rational(Fraction(float(point[v]))) for v in order}
+        exact = {}
+        for v, d in zip(wrt, derivs):
+            value = d.evalf(exact_digits, subs=subs)
+            exact[v] = _decimal_text(sp, value, exact_digits)
+        yield "exact", exact
+
+
+def _decimal_text(sp: Any, value: Any, digits: int) -> str:
+    if value.is_real and value.is_finite:
+        return str(sp.Float(value, digits))
+    if value in (sp.oo, -sp.oo):
+        return "inf" if value == sp.oo else "-inf"
+    return "nan"
+
+
+def gradient(
+    graph: Graph,
+    point: Mapping[str, float],
+    wrt: Sequence[str],
+    *,
+    formulas: bool = False,
+    exact_digits: int | None = None,
+    timeout: float = SYMBOLIC_TIMEOUT,
+    memory: int | None = SYMBOLIC_MEMORY,
+) -> SymbolicResult:
+    """sympy.diff of the formula with respect to each of `wrt`, evaluated at `point`, in a
+    worker process under a time and memory budget."""
+    point = {k: float(v) for k, v in point.items()}
+    outcome = budget.run(
+        stages, (graph, point, wrt, formulas, exact_digits),
+        timeout=timeout, memory=memory, what="SymPy",
+    )
+    got = dict(outcome.values)
+    result = SymbolicResult(
+        {k: np.asarray(v) for k, v in got["float"].items()} if "float" in got else None,
+        formulas=got.get("formulas", {}),
+        exact=got.get("exact"),
+        skipped=outcome.kind in ("timeout", "memory"),
+    )
+    if outcome.reason is not None:
+        flag = {"timeout": " (raise it with --symbolic-timeout)",
+                "memory": " (raise it with --symbolic-memory)"}.get(outcome.kind or "", "")
+        if result.gradient is None:
+            result.note = outcome.reason + flag
+        if exact_digits and result.exact is None:
+            result.exact_note = outcome.reason + flag
     return result
