@@ -61,10 +61,9 @@ def choose_reference(
     for name in REFERENCE_PREFERENCE:
         m = by_name.get(name)
         if m is not None and m.ran:
-            why = f" ({wanted.note})" if wanted is not None and wanted.note else ""
             return m, [Diagnostic(
                 "reference-fallback",
-                f"the reference {requested} could not run{why}; {m.name} is the reference instead.",
+                f"the reference {requested} could not run; {m.name} is the reference instead.",
             )]
     return None, []
 

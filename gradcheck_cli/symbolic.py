@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -25,7 +24,7 @@ from .functions import meaning_of
 from .graph import Graph
 from .rules import erf as _erf_numpy
 
-SYMBOLIC_TIMEOUT = 20.0  # seconds, --symbolic-timeout
+SYMBOLIC_TIMEOUT = 10.0  # seconds, --symbolic-timeout
 SYMBOLIC_MEMORY = 2 * 2**30  # bytes, --symbolic-memory (in MiB on the command line)
 EXACT_DIGITS = 30
 
@@ -101,22 +100,83 @@ def stages(
         yield "formulas", {v: sp.pretty(d.xreplace(names), use_unicode=True)
                            for v, d in zip(wrt, derivs)}
     if exact_digits:
-        # The point is the float64 value exactly (a binary rational), so the reference is the
-        # true derivative at the very point the float methods were given.
-        subs = {dummies[v]: sp.Rational(Fraction(float(point[v]))) for v in order}
-        exact = {}
-        for v, d in zip(wrt, derivs):
-            value = d.evalf(exact_digits, subs=subs)
-            exact[v] = _decimal_text(sp, value, exact_digits)
-        yield "exact", exact
+        try:
+            yield "exact", _exact(sp, [dummies[v] for v in order], derivs, wrt,
+                                  [point[v] for v in order], exact_digits)
+        except ExactUnavailable as exc:
+            yield "exact-note", str(exc)
 
 
-def _decimal_text(sp: Any, value: Any, digits: int) -> str:
-    if value.is_real and value.is_finite:
-        return str(sp.Float(value, digits))
-    if value in (sp.oo, -sp.oo):
-        return "inf" if value == sp.oo else "-inf"
-    return "nan"
+class ExactUnavailable(Exception):
+    """The exact derivative cannot be evaluated here (the message says why)."""
+
+
+def _mpmath_namespace(mpmath: Any) -> dict[str, Any]:
+    def heaviside(x: Any, at_zero: Any = None) -> Any:
+        # SymPy's convention: Heaviside(0) = 1/2.
+        if x == 0:
+            return mpmath.mpf(1) / 2 if at_zero is None else at_zero
+        return mpmath.mpf(1) if x > 0 else mpmath.mpf(0)
+
+    return {"Heaviside": heaviside}
+
+
+def _exact(
+    sp: Any, args: list[Any], derivs: list[Any], wrt: Sequence[str], point: list[float], digits: int
+) -> dict[str, str]:
+    """Each derivative to `digits` significant digits, by evaluating it with mpmath at rising
+    working precision until two precisions agree (so cancellation cannot fake digits).
+
+    The point is the float64 value itself, exactly (every float is a binary rational that
+    mpmath holds exactly), so this is the true derivative at the very point the float methods
+    were given."""
+    import mpmath
+
+    fn = sp.lambdify(args, derivs, modules=[_mpmath_namespace(mpmath), "mpmath"], cse=True)
+    out: dict[str, str] = {}
+    previous = None
+    dps_low = 0
+    tolerance = mpmath.mpf(10) ** (-digits - 1)
+    for dps in (digits + 15, 2 * digits + 30, 4 * digits + 60, 8 * digits + 120):
+        with mpmath.workdps(dps):
+            try:
+                values = [mpmath.mpmathify(v) for v in fn(*(mpmath.mpf(x) for x in point))]
+            except ZeroDivisionError:
+                raise ExactUnavailable("the derivative divides by zero at this point") from None
+        if previous is not None:
+            pending = [
+                v for v, a, b in zip(wrt, previous, values)
+                if v not in out and not _agree(mpmath, a, b, tolerance, dps_low)
+            ]
+            for v, b in zip(wrt, values):
+                if v not in out and v not in pending:
+                    out[v] = _text(mpmath, b, digits)
+            if not pending:
+                return out
+        previous, dps_low = values, dps
+    # Still moving after the last precision: only values indistinguishable from zero do that.
+    for v, b in zip(wrt, values):
+        out.setdefault(v, "0" if abs(b) < mpmath.mpf(10) ** (-dps_low // 2) else "nan")
+    return out
+
+
+def _agree(mpmath: Any, a: Any, b: Any, tolerance: Any, dps_low: int) -> bool:
+    if not (mpmath.isfinite(a) and mpmath.isfinite(b)):
+        return a == b
+    if isinstance(a, mpmath.mpc) or isinstance(b, mpmath.mpc):
+        return False
+    scale = max(abs(a), abs(b))
+    return abs(a - b) <= tolerance * scale
+
+
+def _text(mpmath: Any, value: Any, digits: int) -> str:
+    if isinstance(value, mpmath.mpc):
+        return "nan" if value.imag != 0 else _text(mpmath, value.real, digits)
+    if mpmath.isnan(value):
+        return "nan"
+    if mpmath.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return mpmath.nstr(value, digits, strip_zeros=False)
 
 
 def gradient(
@@ -150,4 +210,6 @@ def gradient(
             result.note = outcome.reason + flag
         if exact_digits and result.exact is None:
             result.exact_note = outcome.reason + flag
+    if "exact-note" in got:
+        result.exact_note = got["exact-note"]
     return result
