@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from . import finite, forward, reverse, symbolic
+from . import finite, forward, kinks, reverse, symbolic
 from .compare import compare
 from .errors import GradcheckError
 from .explain import describe_trouble
@@ -37,6 +37,7 @@ class Options:
     symbolic_timeout: float = symbolic.SYMBOLIC_TIMEOUT
     symbolic_memory: int | None = symbolic.SYMBOLIC_MEMORY
     exact_digits: int = symbolic.EXACT_DIGITS
+    strict: bool = False  # a point where f is not differentiable fails the check
 
 
 def check(expression: str, point: Mapping[str, float], **options: Any) -> Report:
@@ -92,9 +93,24 @@ def check(expression: str, point: Mapping[str, float], **options: Any) -> Report
         diagnostics.append(Diagnostic("symbolic-skipped", sym.note or sym.exact_note or ""))
     if exact is not None and requested != "symbolic":
         _float_overflow_is_not_a_verdict(results, exact, diagnostics)
+    kink = kinks.analyse(graph, arrays, wrt)
+    intervals = kink.nondifferentiable()
+    for v, (left, right) in intervals.items():
+        where = ", ".join(k.where for k in kink.at_point)
+        diagnostics.append(Diagnostic(
+            "nondifferentiable",
+            f"not differentiable at this point in {v}: ∂f/∂{v}⁻ = {left:g}, ∂f/∂{v}⁺ = {right:g} "
+            f"(kink at {where}); any value between them is accepted"
+            + ("" if not opts.strict else ", but --strict counts this as a failure") + ".",
+        ))
     ref_name, ok, more = compare(
-        results, wrt, requested, opts.rtol, opts.atol, exact=exact if requested != "symbolic" else None
+        results, wrt, requested, opts.rtol, opts.atol,
+        exact=exact if requested != "symbolic" else None,
+        intervals=intervals,
+        straddles=_straddles(results, kink),
     )
+    if opts.strict and intervals:
+        ok = False
     # One cause, one note: a symbolic method stopped by its budget or by float64 overflow is
     # already explained above.
     explained = any(d.kind in ("symbolic-skipped", "overflow") for d in diagnostics)
@@ -113,9 +129,27 @@ def check(expression: str, point: Mapping[str, float], **options: Any) -> Report
         diagnostics=diagnostics,
         formulas=sym.formulas if sym is not None else {},
         exact=exact if ref_name == "exact" else None,
+        one_sided=intervals,
+        strict=opts.strict,
         nodes=len(graph),
         depth=graph.depth(),
     )
+
+
+def _straddles(results: list[MethodReport], kink: kinks.KinkAnalysis) -> dict[str, dict[str, str]]:
+    """For each finite-difference method, the variables whose step reaches past a kink."""
+    out: dict[str, dict[str, str]] = {}
+    for m in results:
+        if m.step is None:
+            continue
+        for v, h in m.step.items():
+            near = kink.nearest.get(v)
+            if near is not None and near[0] < abs(h):
+                out.setdefault(m.name, {})[v] = (
+                    f"its step h = {abs(h):.3g} straddles a kink of {near[1]} at distance "
+                    f"{near[0]:.3g} in {v}"
+                )
+    return out
 
 
 def _float_overflow_is_not_a_verdict(

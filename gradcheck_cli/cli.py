@@ -18,6 +18,7 @@ import click
 from rich.console import Console
 
 from . import checkfile
+from . import junit as junit_xml
 from .check import METHODS, REFERENCES, check
 from .errors import GradcheckError
 from .limits import DEFAULT_LIMITS, Limits
@@ -99,6 +100,10 @@ def _names(text: str | None) -> list[str] | None:
 @click.option("--digits", type=click.IntRange(1, 30), default=10, show_default=True,
               help="Significant digits shown.")
 @click.option("--show-formula", is_flag=True, help="Print the symbolic derivative.")
+@click.option("--strict", is_flag=True,
+              help="Fail (exit 1) where f is not differentiable at the point (a kink).")
+@click.option("--junit", type=click.Path(dir_okay=False, writable=True), metavar="PATH",
+              help="Also write a JUnit XML report to PATH (written on errors too).")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=120.0,
               show_default=True, help="Limit: wall-clock seconds for the whole check.")
 @click.option("--symbolic-timeout", type=click.FloatRange(min=0, min_open=True),
@@ -128,6 +133,8 @@ def cli(
     fmt: str,
     digits: int,
     show_formula: bool,
+    strict: bool,
+    junit: str | None,
     timeout: float,
     symbolic_timeout: float,
     symbolic_memory: int,
@@ -169,13 +176,18 @@ def cli(
             step=step,
             limits=limits,
             show_formula=show_formula,
+            strict=strict,
             symbolic_timeout=min(symbolic_timeout, max(0.1, deadline - time.monotonic())),
             symbolic_memory=symbolic_memory * 2**20,
         )
         _arm_timeout(0)
     except GradcheckError as err:
         _arm_timeout(0)
+        if junit:
+            _write(junit, junit_xml.error_xml(expression, err))
         _fail(err, fmt)
+    if junit:
+        _write(junit, junit_xml.report_xml(report))
     if fmt == "json":
         click.echo(to_json(report))
     elif fmt == "markdown":
@@ -185,6 +197,15 @@ def cli(
         width = None if sys.stdout.isatty() else 120
         Console(highlight=False, width=width).print(render_table(report, digits))
     sys.exit(0 if report.ok else 1)
+
+
+def _write(path: str, text: str) -> None:
+    try:
+        with open(path, "w", encoding="utf-8") as out:
+            out.write(text)
+    except OSError as exc:
+        click.echo(f"gradcheck: error: cannot write {path!r}: {exc.strerror}.", err=True)
+        sys.exit(2)
 
 
 def _on_timeout(signum: int, frame: object) -> None:

@@ -50,6 +50,18 @@ def judge(g: float, r: float | str, rtol: float, atol: float) -> tuple[float, st
     return error, kind, diff <= atol + rtol * abs(rf)
 
 
+def judge_interval(
+    g: float, left: float, right: float, rtol: float, atol: float
+) -> tuple[float, str, bool]:
+    """At a kink: any value between the one-sided derivatives (inclusive) is a valid choice.
+    The error is the distance from g to that interval."""
+    lo, hi = min(left, right), max(left, right)
+    if not math.isfinite(g):
+        return math.inf, "interval", False
+    distance = max(lo - g, 0.0, g - hi) + 0.0
+    return distance, "interval", distance <= atol + rtol * max(abs(lo), abs(hi))
+
+
 def choose_reference(
     methods: Sequence[MethodReport], requested: str
 ) -> tuple[MethodReport | None, list[Diagnostic]]:
@@ -75,9 +87,17 @@ def compare(
     rtol: float | None = None,
     atol: float | None = None,
     exact: Mapping[str, str] | None = None,
+    intervals: Mapping[str, tuple[float, float]] | None = None,
+    straddles: Mapping[str, Mapping[str, str]] | None = None,
 ) -> tuple[str | None, bool, list[Diagnostic]]:
     """Fill each method's errors and verdicts in place; return (reference, ok, diagnostics).
-    With `exact` (decimal text per variable), that is the reference for every method."""
+
+    With `exact` (decimal text per variable), that is the reference for every method. Where f
+    has a kink in v, `intervals[v]` = (left, right) one-sided derivatives and any value between
+    them passes. `straddles[method][v]` says why a finite difference in v is not a fair witness
+    (its step straddles a kink): a value that would fail there is marked unreliable instead."""
+    intervals = intervals or {}
+    straddles = straddles or {}
     if exact is not None:
         reference, diagnostics = None, []
     else:
@@ -108,9 +128,20 @@ def compare(
         if not m.ran:
             continue
         assert m.gradient is not None
-        m.error, m.error_kind, m.passed = {}, {}, {}
+        m.error, m.error_kind, m.passed, m.unreliable = {}, {}, {}, {}
         for v in wrt:
-            m.error[v], m.error_kind[v], m.passed[v] = judge(m.gradient[v], ref[v], m.rtol, m.atol)
-        m.ok = all(m.passed.values())
+            g = m.gradient[v]
+            if v in intervals:
+                error, kind, passed = judge_interval(g, *intervals[v], m.rtol, m.atol)
+            else:
+                error, kind, passed = judge(g, ref[v], m.rtol, m.atol)
+            why = straddles.get(m.name, {}).get(v)
+            m.error[v], m.error_kind[v] = error, kind
+            if not passed and why is not None:
+                m.unreliable[v] = why
+                m.passed[v] = None
+            else:
+                m.passed[v] = passed
+        m.ok = all(p is not False for p in m.passed.values())
         ok = ok and m.ok
     return ref_name, ok, diagnostics

@@ -29,8 +29,9 @@ def fmt(x: float, digits: int) -> str:
 
 
 def fmt_error(error: float, kind: str) -> str:
-    """Relative errors bare, absolute ones (where the reference is 0) labelled "abs"."""
-    label = "" if kind == "relative" else "abs "
+    """Relative errors bare; absolute ones (where the reference is 0) labelled "abs"; at a
+    kink, the distance to the interval of one-sided derivatives, labelled "kink"."""
+    label = {"relative": "", "absolute": "abs ", "interval": "kink "}.get(kind, "")
     if math.isinf(error):
         return f"{label}inf"
     return f"{label}{error:.1e}"
@@ -83,6 +84,9 @@ def _cell(m: MethodReport, v: str, reference: str, digits: int) -> Text:
     if m.name == reference:
         t.append("\nreference", style="dim")
         return t
+    if m.passed[v] is None:
+        t.append("\nunreliable", style="yellow")
+        return t
     mark, style = (PASS, "green") if m.passed[v] else (FAIL, "bold red")
     t.append(f"\n{fmt_error(m.error[v], m.error_kind[v])} ", style="dim")
     t.append(mark, style=style)
@@ -119,6 +123,9 @@ def render_table(report: Report, digits: int = 10) -> RenderableType:
                     if m.name != report.reference)
     if tol:
         lines.append(Text(f"tolerances: {tol}", style="dim"))
+    for m in report.methods:
+        for v, why in (m.unreliable or {}).items():
+            lines.append(Text(f"{m.name} is unreliable for {v}: {why}", style="yellow"))
     for d in report.diagnostics:
         lines.append(Text(f"note [{d.kind}]: {d.message}", style="yellow"))
     for v, formula in report.formulas.items():
@@ -157,6 +164,8 @@ def report_dict(report: Report) -> dict[str, Any]:
         }
         if m.step is not None:
             entry["step"] = _numbers(m.step)
+        if m.unreliable:
+            entry["unreliable"] = m.unreliable
         if m.note is not None:
             entry["note"] = m.note
         methods.append(entry)
@@ -170,6 +179,9 @@ def report_dict(report: Report) -> dict[str, Any]:
         "methods": methods,
         "ok": report.ok,
         "diagnostics": [{"kind": d.kind, "message": d.message} for d in report.diagnostics],
+        "one_sided": {v: {"left": json_number(lo), "right": json_number(hi)}
+                      for v, (lo, hi) in report.one_sided.items()},
+        "strict": report.strict,
         "graph": {"nodes": report.nodes, "depth": report.depth},
     }
     if report.formulas:
@@ -220,6 +232,8 @@ def to_markdown(report: Report, digits: int = 10) -> str:
             cell = fmt(m.gradient[v], digits)
             if m.name == report.reference:
                 cell += " (ref)"
+            elif m.passed[v] is None:
+                cell += " (unreliable)"
             else:
                 cell += f" ({fmt_error(m.error[v], m.error_kind[v])} {PASS if m.passed[v] else FAIL})"
             cells.append(cell)

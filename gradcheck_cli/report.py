@@ -23,8 +23,9 @@ class MethodReport:
     note: str | None = None  # why the method could not run
     step: dict[str, float] | None = None  # finite differences: the step used per variable
     error: dict[str, float] | None = None  # relative error, or absolute where the reference is 0
-    error_kind: dict[str, str] | None = None  # per variable: "relative" or "absolute"
-    passed: dict[str, bool] | None = None  # per variable
+    error_kind: dict[str, str] | None = None  # per variable: relative, absolute or interval
+    passed: dict[str, bool | None] | None = None  # per variable; None: unreliable, not judged
+    unreliable: dict[str, str] | None = None  # per variable: why this value is no fair witness
     ok: bool | None = None  # all variables pass; None when the method did not run
     rtol: float = 0.0
     atol: float = 0.0
@@ -46,6 +47,8 @@ class Report:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     formulas: dict[str, str] = field(default_factory=dict)  # symbolic derivative, pretty text
     exact: dict[str, str] | None = None  # the exact reference's digits, when it is the reference
+    one_sided: dict[str, tuple[float, float]] = field(default_factory=dict)  # kinks: (left, right)
+    strict: bool = False  # a nondifferentiable point counts as a failure
     nodes: int = 0  # size of the computation graph
     depth: int = 0
 

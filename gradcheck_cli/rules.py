@@ -64,11 +64,25 @@ class Rule:
     arity: int | None = 1  # None: any number of arguments (n-ary, one shared partial)
     smooth: bool = True
     kinks: tuple[str, ...] = ()  # human description of where it is not differentiable
+    # Non-smooth rules only. `directional(out, args, tangents)` is the one-sided directional
+    # derivative, exact at a kink too (it picks the branch the tangent moves into);
+    # `gap(args, tangents)` is (g, dg): a signed distance that is 0 exactly at the nearest
+    # kink, and its tangent, so the distance to the kink along a direction is |g / dg|.
+    directional: Callable[..., Array] | None = None
+    gap: Callable[..., tuple[Array, Array]] | None = None
 
     def partial(self, j: int, out: Array, args: tuple[Array, ...]) -> Array:
         if self.arity is None:
             return self.partials[0](j, out, *args)
         return self.partials[j](out, *args)
+
+    def directional_derivative(
+        self, out: Array, args: tuple[Array, ...], tangents: tuple[Array, ...]
+    ) -> Array:
+        """d out along the input tangents; for a smooth rule the chain rule sum."""
+        if self.directional is not None:
+            return self.directional(out, args, tangents)
+        return sum(self.partial(j, out, args) * t for j, t in enumerate(tangents))
 
 
 def _rule(value: Callable[..., Array], *partials: Callable[..., Array], **kw: Any) -> Rule:
@@ -99,19 +113,29 @@ RULES: dict[str, Rule] = {
     "sqrt": _rule(np.sqrt, lambda o, x: 0.5 / o),
     "erf": _rule(erf, lambda o, x: _TWO_OVER_SQRT_PI * np.exp(-x * x)),
     # non-smooth
-    "abs": _rule(np.abs, lambda o, x: np.sign(x), smooth=False, kinks=("x = 0",)),
+    "abs": _rule(
+        np.abs, lambda o, x: np.sign(x), smooth=False, kinks=("x = 0",),
+        directional=lambda o, a, t: np.where(a[0] == 0, np.abs(t[0]), np.sign(a[0]) * t[0]),
+        gap=lambda a, t: (a[0], t[0]),
+    ),
     "max": _rule(
         lambda *a: _reduce(np.maximum, a), _max_partial, arity=None, smooth=False,
         kinks=("two arguments tie",),
+        directional=lambda o, a, t: _tied_tangent(np.max, o, a, t),
+        gap=lambda a, t: _top_two_gap(a, t, largest=True),
     ),
     "min": _rule(
         lambda *a: _reduce(np.minimum, a), _max_partial, arity=None, smooth=False,
         kinks=("two arguments tie",),
+        directional=lambda o, a, t: _tied_tangent(np.min, o, a, t),
+        gap=lambda a, t: _top_two_gap(a, t, largest=False),
     ),
     # activations of the lecture notes
     "sigmoid": _rule(sigmoid, lambda o, x: o * (1.0 - o)),
     "relu": _rule(
-        lambda x: np.maximum(x, 0), lambda o, x: (x > 0) * 1.0, smooth=False, kinks=("x = 0",)
+        lambda x: np.maximum(x, 0), lambda o, x: (x > 0) * 1.0, smooth=False, kinks=("x = 0",),
+        directional=lambda o, a, t: np.where(a[0] == 0, np.maximum(t[0], 0), (a[0] > 0) * t[0]),
+        gap=lambda a, t: (a[0], t[0]),
     ),
     "leaky_relu": _rule(
         lambda x, s: np.where(x > 0, x, s * x),
@@ -119,6 +143,11 @@ RULES: dict[str, Rule] = {
         lambda o, x, s: np.where(x > 0, 0.0, x),
         smooth=False,
         kinks=("x = 0",),
+        # at x = 0 the slope's own tangent is multiplied by x = 0
+        directional=lambda o, a, t: np.where(
+            (a[0] > 0) | ((a[0] == 0) & (t[0] > 0)), t[0], a[1] * t[0] + a[0] * t[1]
+        ),
+        gap=lambda a, t: (a[0], t[0]),
     ),
     "elu": _rule(
         # expm1 of min(x, 0): the branch np.where discards must not overflow either.
@@ -127,6 +156,12 @@ RULES: dict[str, Rule] = {
         lambda o, x, a: np.where(x > 0, 0.0, np.expm1(np.minimum(x, 0))),
         smooth=False,
         kinks=("x = 0 (unless alpha = 1)",),
+        directional=lambda o, a, t: np.where(
+            (a[0] > 0) | ((a[0] == 0) & (t[0] > 0)),
+            t[0],
+            a[1] * np.exp(np.minimum(a[0], 0)) * t[0] + np.expm1(np.minimum(a[0], 0)) * t[1],
+        ),
+        gap=lambda a, t: (a[0], t[0]),
     ),
     "softplus": _rule(softplus, lambda o, x: sigmoid(x)),
     "swish": _rule(
@@ -141,8 +176,40 @@ RULES: dict[str, Rule] = {
         lambda o, x: np.where(x < -3.0, 0.0, np.where(x <= 3.0, (2.0 * x + 3.0) / 6.0, 1.0)),
         smooth=False,
         kinks=("x = -3", "x = 3"),
+        directional=lambda o, a, t: t[0] * _hard_swish_slope(a[0], t[0]),
+        gap=lambda a, t: (np.where(np.abs(a[0] + 3) < np.abs(a[0] - 3), a[0] + 3, a[0] - 3), t[0]),
     ),
 }
+
+
+def _hard_swish_slope(x: Array, t: Array) -> Array:
+    """The slope on the side of x that the tangent t moves into."""
+    right = t > 0
+    left_slope = np.where(x <= -3.0, 0.0, np.where(x <= 3.0, (2.0 * x + 3.0) / 6.0, 1.0))
+    right_slope = np.where(x < -3.0, 0.0, np.where(x < 3.0, (2.0 * x + 3.0) / 6.0, 1.0))
+    return np.where(right, right_slope, left_slope)
+
+
+def _tied_tangent(pick: Callable[..., Array], out: Array, args: tuple[Array, ...],
+                  tangents: tuple[Array, ...]) -> Array:
+    """max (min) of the tangents of the arguments tied at the max (min): the directional
+    derivative of max(a, b) where a = b is max(da, db)."""
+    shape = np.broadcast_shapes(np.shape(out), *(np.shape(t) for t in tangents))
+    fill = -np.inf if pick is np.max else np.inf
+    stacked = np.stack([np.where(a == out, np.broadcast_to(t, shape), fill)
+                        for a, t in zip(args, tangents)])
+    return pick(stacked, axis=0)
+
+
+def _top_two_gap(args: tuple[Array, ...], tangents: tuple[Array, ...], largest: bool) -> tuple[Array, Array]:
+    """Signed difference between the best and second-best argument, and its tangent."""
+    shape = np.broadcast_shapes(*(np.shape(a) for a in args), *(np.shape(t) for t in tangents))
+    a = np.stack([np.broadcast_to(x, shape) for x in args])
+    t = np.stack([np.broadcast_to(x, shape) for x in tangents])
+    order = np.argsort(-a if largest else a, axis=0, kind="stable")
+    first = np.take_along_axis(a, order[:1], 0)[0], np.take_along_axis(t, order[:1], 0)[0]
+    second = np.take_along_axis(a, order[1:2], 0)[0], np.take_along_axis(t, order[1:2], 0)[0]
+    return first[0] - second[0], first[1] - second[1]
 
 
 def _reduce(f: Callable[[Array, Array], Array], args: tuple[Array, ...]) -> Array:
