@@ -30,7 +30,11 @@ class GradcheckError(Exception):
         """The offending line with a caret under the column, or None when there is no column."""
         if self.column is None or self.source is None:
             return None
-        line = self.source
+        # One printable character per source character, so the caret stays aligned: whitespace
+        # becomes a space, other control or non-ASCII characters a '?' (the message names them).
+        line = "".join(
+            " " if c in "\t\r\n" else c if " " <= c <= "~" else "?" for c in self.source
+        )
         # Long formulas: show a window around the column so the caret stays visible.
         start = max(0, self.column - 1 - 60)
         end = min(len(line), self.column - 1 + 40)

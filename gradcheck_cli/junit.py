@@ -15,7 +15,6 @@ from .errors import GradcheckError
 from .render import fmt, fmt_error
 from .report import Report
 
-
 # Characters XML 1.0 cannot carry at all, even escaped: shown as \xNN instead.
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 

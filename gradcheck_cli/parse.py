@@ -16,6 +16,7 @@ it goes: every subexpression is interned on creation, which merges repeated sube
 from __future__ import annotations
 
 import re
+import sys
 import unicodedata
 from dataclasses import dataclass
 from fractions import Fraction
@@ -30,7 +31,7 @@ CONSTANT_NAMES = {"pi": "pi", "E": "E", "e": "E"}
 _TOKEN = re.compile(
     r"""
     (?P<ws>[ \t\r\n]+)
-  | (?P<num>(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)
+  | (?P<num>(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)
   | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
   | (?P<op>\*\*|[-+*/^(),])
     """,
@@ -110,23 +111,29 @@ def tokenize(text: str, limits: Limits = DEFAULT_LIMITS) -> list[Token]:
     return tokens
 
 
+_FLOAT_MAX = Fraction(sys.float_info.max)
+_FLOAT_TINY = Fraction(2) ** -1074  # the smallest positive (subnormal) float64
+
+
 def _number(tok: Token, text: str) -> Fraction:
-    mantissa, _, exponent = tok.text.lower().partition("e")
-    if exponent and abs(int(exponent)) > 400:
-        # Beyond float64's range either way; refusing also avoids building 10**huge exactly.
-        raise GradcheckError(
+    def out_of_range() -> GradcheckError:
+        return GradcheckError(
             "bad-number",
             f"the number {tok.text!r} at column {tok.column} is outside the range of float64 "
-            "(about 1e-308 to 1e308).",
+            "(about 5e-324 to 1.8e308).",
             column=tok.column, source=text,
         )
+
+    mantissa, _, exponent = tok.text.lower().partition("e")
+    # Refuse absurd exponents before building 10**exponent exactly (the digit limit has
+    # already bounded the mantissa).
+    if exponent and (len(exponent.lstrip("+-").lstrip("0")) > 4 or abs(int(exponent)) > 800):
+        if Fraction(mantissa) == 0:
+            return Fraction(0)
+        raise out_of_range()
     value = Fraction(mantissa) * Fraction(10) ** int(exponent or 0)
-    if value != 0 and not (2.0**-1074 <= abs(float(value)) < float("inf")):
-        raise GradcheckError(
-            "bad-number",
-            f"the number {tok.text!r} at column {tok.column} is outside the range of float64.",
-            column=tok.column, source=text,
-        )
+    if value != 0 and not (_FLOAT_TINY <= abs(value) <= _FLOAT_MAX):
+        raise out_of_range()
     return value
 
 
@@ -142,6 +149,7 @@ class _Frame:
     function: str | None
     operand_base: int  # operand-stack height when the frame opened
     args: int = 0
+    name_column: int = 0  # where the function's name starts
 
 
 def parse(text: str, limits: Limits = DEFAULT_LIMITS) -> Graph:
@@ -209,7 +217,8 @@ def parse(text: str, limits: Limits = DEFAULT_LIMITS) -> Graph:
                             f"'{tok.text}(' is used", tok, kind="unknown-function",
                         )
                     enter(tok)
-                    ops.append(_Frame(tokens[i].column, tok.text, len(operands)))
+                    ops.append(_Frame(tokens[i].column, tok.text, len(operands),
+                                      name_column=tok.column))
                     i += 1
                     if tokens[i].text == ")":
                         raise err(f"{tok.text}() needs an argument", tokens[i])
@@ -303,8 +312,8 @@ def _call(b: GraphBuilder, frame: _Frame, args: list[int], tok: Token, text: str
         plural = "" if want == "1" else "s"
         raise GradcheckError(
             "syntax",
-            f"{name}() takes {want} argument{plural} but got {n}, at column {frame.column - len(name)}.",
-            column=frame.column - len(name), source=text,
+            f"{name}() takes {want} argument{plural} but got {n}, at column {frame.name_column}.",
+            column=frame.name_column, source=text,
         )
     if fn.max_args is not None and n < fn.max_args:
         args = args + [b.const(d) for d in fn.defaults[n - fn.min_args:]]

@@ -93,6 +93,14 @@ def _cell(m: MethodReport, v: str, reference: str, digits: int) -> Text:
     return t
 
 
+def _exact_cell(report: Report, v: str, digits: int) -> Text:
+    if v in report.one_sided:  # at a kink the truth is a pair of one-sided derivatives
+        lo, hi = report.one_sided[v]
+        return Text(f"{fmt(lo, digits)} ⁻\n{fmt(hi, digits)} ⁺")
+    assert report.exact is not None
+    return Text(exact_text(report.exact[v], digits))
+
+
 def render_table(report: Report, digits: int = 10) -> RenderableType:
     title = Text("gradcheck ", style="bold")
     title.append(report.expression)
@@ -105,7 +113,7 @@ def render_table(report: Report, digits: int = 10) -> RenderableType:
         header = m.name + ("\n(reference)" if m.name == report.reference else "")
         table.add_column(header, justify="right", overflow="fold")
     for v in report.wrt:
-        exact = [Text(exact_text(report.exact[v], digits))] if report.exact is not None else []
+        exact = [_exact_cell(report, v, digits)] if report.exact is not None else []
         table.add_row(Text(v), *exact, *(_cell(m, v, report.reference, digits) for m in report.methods))
     lines: list[RenderableType] = [
         Text(f"f({point_text(report, digits)}) = {fmt(report.value, digits)}"),

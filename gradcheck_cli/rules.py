@@ -14,8 +14,9 @@ Conventions:
   softplus(800) are exact); what a user writes out by hand keeps its own numerics.
 - Partials use only numpy ufuncs and arithmetic, so later work can push dual numbers through
   them (Hessians by forward-over-reverse).
-- At a kink the AD value is one one-sided derivative, chosen as PyTorch and JAX do:
-  relu'(0) = 0, abs'(0) = 0, leaky_relu'(0) = slope, ties in max/min share the gradient evenly.
+- At a kink the AD value is one one-sided derivative, chosen as PyTorch does: relu'(0) = 0,
+  abs'(0) = 0, leaky_relu'(0) = slope, hard_swish'(±3) = the inner branch's slope, ties in
+  max/min share the gradient evenly.
   `kinks` lists where each non-smooth primitive switches, for the kink analysis.
 """
 
@@ -34,12 +35,19 @@ _SQRT2 = math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 _erf_scalar = np.frompyfunc(math.erf, 1, 1)
+_erfc_scalar = np.frompyfunc(math.erfc, 1, 1)
 
 
 def erf(x: Array) -> Array:
     """Elementwise erf (numpy has none; math.erf is correctly rounded to within 1 ulp)."""
     x = np.asarray(x)
     return np.asarray(_erf_scalar(x), dtype=x.dtype if x.dtype.kind == "f" else np.float64)
+
+
+def erfc(x: Array) -> Array:
+    """Elementwise 1 - erf(x), accurate where erf(x) is near 1 (no cancellation)."""
+    x = np.asarray(x)
+    return np.asarray(_erfc_scalar(x), dtype=x.dtype if x.dtype.kind == "f" else np.float64)
 
 
 def sigmoid(x: Array) -> Array:
@@ -107,7 +115,8 @@ RULES: dict[str, Rule] = {
     "atan": _rule(np.arctan, lambda o, x: 1.0 / (1.0 + x * x)),
     "sinh": _rule(np.sinh, lambda o, x: np.cosh(x)),
     "cosh": _rule(np.cosh, lambda o, x: np.sinh(x)),
-    "tanh": _rule(np.tanh, lambda o, x: 1.0 - o * o),
+    # sech² directly: 1 - tanh² cancels to 0 for |x| > 19
+    "tanh": _rule(np.tanh, lambda o, x: np.cosh(x) ** -2.0),
     "exp": _rule(np.exp, lambda o, x: o),
     "log": _rule(np.log, lambda o, x: 1.0 / x),
     "sqrt": _rule(np.sqrt, lambda o, x: 0.5 / o),
@@ -131,7 +140,8 @@ RULES: dict[str, Rule] = {
         gap=lambda a, t: _top_two_gap(a, t, largest=False),
     ),
     # activations of the lecture notes
-    "sigmoid": _rule(sigmoid, lambda o, x: o * (1.0 - o)),
+    # σ(x)σ(-x), not o(1 - o), which cancels to 0 for x > 37
+    "sigmoid": _rule(sigmoid, lambda o, x: sigmoid(x) * sigmoid(-x)),
     "relu": _rule(
         lambda x: np.maximum(x, 0), lambda o, x: (x > 0) * 1.0, smooth=False, kinks=("x = 0",),
         directional=lambda o, a, t: np.where(a[0] == 0, np.maximum(t[0], 0), (a[0] > 0) * t[0]),
@@ -165,11 +175,12 @@ RULES: dict[str, Rule] = {
     ),
     "softplus": _rule(softplus, lambda o, x: sigmoid(x)),
     "swish": _rule(
-        lambda x: x * sigmoid(x), lambda o, x: sigmoid(x) * (1.0 + x * (1.0 - sigmoid(x)))
+        lambda x: x * sigmoid(x), lambda o, x: sigmoid(x) * (1.0 + x * sigmoid(-x))
     ),
+    # erfc(-x/√2) = 1 + erf(x/√2) without cancellation in the left tail
     "gelu": _rule(
-        lambda x: 0.5 * x * (1.0 + erf(x / _SQRT2)),
-        lambda o, x: 0.5 * (1.0 + erf(x / _SQRT2)) + x * _INV_SQRT_2PI * np.exp(-0.5 * x * x),
+        lambda x: 0.5 * x * erfc(-x / _SQRT2),
+        lambda o, x: 0.5 * erfc(-x / _SQRT2) + x * _INV_SQRT_2PI * np.exp(-0.5 * x * x),
     ),
     "hard_swish": _rule(
         lambda x: x * np.clip(x + 3.0, 0.0, 6.0) / 6.0,

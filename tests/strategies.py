@@ -28,12 +28,16 @@ probes x +- h (h ~ 6e-6 * max(1, |x|)) and at a few 1e-3-sized steps around the 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import TypeVar
 
 from hypothesis import strategies as st
+
+T = TypeVar("T")
 
 # --------------------------------------------------------------------------------------------
 # Vocabulary
@@ -80,6 +84,12 @@ LOOKALIKES: tuple[str, ...] = (
 CONTROL: tuple[str, ...] = ("\x00", "\x01", "\x07", "\x0b", "\x0c", "\x1b", "\x7f", "\x85", "\r")
 
 
+def choose(draw: st.DrawFn, options: Sequence[T]) -> T:
+    """One of `options`, shrinking towards the first. (Cheaper than building a fresh
+    `st.sampled_from` inside a composite: `st.integers` strategies are cached by hypothesis.)"""
+    return options[draw(st.integers(0, len(options) - 1))]
+
+
 # --------------------------------------------------------------------------------------------
 # Numbers
 # --------------------------------------------------------------------------------------------
@@ -96,6 +106,7 @@ def _long_decimal() -> st.SearchStrategy[str]:
     )
 
 
+@functools.cache
 def numbers(
     *, long: bool = True, scientific: bool = True, named: bool = True, huge: bool = False
 ) -> st.SearchStrategy[str]:
@@ -329,18 +340,18 @@ _SQUASHERS = ("tanh", "atan", "erf", "sin")
 
 def _leaf(draw: st.DrawFn, cfg: _Config) -> Expr:
     if draw(st.integers(0, 2)) < 2:  # two thirds variables
-        return var(draw(st.sampled_from(cfg.variables)), cfg.radius + BOX_MARGIN)
+        return var(choose(draw, cfg.variables), cfg.radius + BOX_MARGIN)
     return const(draw(numbers(long=cfg.long_constants)))
 
 
 def _space(draw: st.DrawFn, cfg: _Config, default: str) -> str:
-    return draw(st.sampled_from((default, "", " "))) if cfg.whitespace else default
+    return choose(draw, (default, "", " ")) if cfg.whitespace else default
 
 
 def _cap(draw: st.DrawFn, e: Expr) -> Expr:
     if e.mag <= MAGNITUDE_CAP:
         return e
-    return call(draw(st.sampled_from(_SQUASHERS)), e)
+    return call(choose(draw, _SQUASHERS), e)
 
 
 def _bounded(draw: st.DrawFn, u: Expr, limit: float) -> Expr:
@@ -348,15 +359,16 @@ def _bounded(draw: st.DrawFn, u: Expr, limit: float) -> Expr:
     if u.mag <= limit and draw(st.booleans()):
         return u
     options = [w for w in _SQUASHERS if w != "atan" or limit >= math.pi / 2]
-    return call(draw(st.sampled_from(options)), u)
+    return call(choose(draw, options), u)
 
 
 def _positive(draw: st.DrawFn, cfg: _Config, u: Expr) -> Expr:
     """An expression >= MARGIN on the whole box, built from u."""
     sp = _space(draw, cfg, " ")
     one, two = const("1"), const("2")
+    caret = cfg.caret and draw(st.booleans())
     options: list[Callable[[], Expr]] = [
-        lambda: binary("+", one, int_power(_bounded(draw, u, 30.0), 2, draw(st.booleans()) and cfg.caret), sp),
+        lambda: binary("+", one, int_power(_bounded(draw, u, 30.0), 2, caret), sp),
         lambda: call("exp", _bounded(draw, u, 3.0)),
         lambda: binary("+", two, call("cos", u), sp),
         lambda: binary("+", two, call("sin", u), sp),
@@ -369,21 +381,21 @@ def _positive(draw: st.DrawFn, cfg: _Config, u: Expr) -> Expr:
         options.append(lambda: call("sigmoid", u))
     if _softplus(u.lo) >= MARGIN and u.hi <= 30:
         options.append(lambda: call("softplus", u))
-    return draw(st.sampled_from(options))()
+    return choose(draw, options)()
 
 
 def _unit(draw: st.DrawFn, cfg: _Config, u: Expr) -> Expr:
     """An expression within [-0.95, 0.95] on the whole box, built from u."""
     sp = _space(draw, cfg, "")
-    c = const(draw(st.sampled_from(("0.9", "0.5", ".75"))))
+    c = const(choose(draw, ("0.9", "0.5", ".75")))
     options: list[Callable[[], Expr]] = [
-        lambda: binary("*", c, call(draw(st.sampled_from(("tanh", "sin", "erf", "cos"))), u), sp),
-        lambda: binary("*", call(draw(st.sampled_from(("tanh", "sin"))), u), c, sp),
+        lambda: binary("*", c, call(choose(draw, ("tanh", "sin", "erf", "cos")), u), sp),
+        lambda: binary("*", call(choose(draw, ("tanh", "sin")), u), c, sp),
         lambda: binary("/", call("tanh", u), const("1.5"), sp),
     ]
     if u.mag <= 0.95:
         options.insert(0, lambda: u)
-    return draw(st.sampled_from(options))()
+    return choose(draw, options)()
 
 
 def _nonzero(draw: st.DrawFn, cfg: _Config, u: Expr) -> Expr:
@@ -409,7 +421,7 @@ def _smooth(draw: st.DrawFn, cfg: _Config, depth: int, budget: list[int]) -> Exp
     if depth <= 0 or budget[0] <= 0:
         return _leaf(draw, cfg)
     budget[0] -= 1
-    kind = draw(st.sampled_from(("leaf", "call", "binary", "pow", "call", "binary", "neg", "paren")))
+    kind = choose(draw, ("leaf", "call", "binary", "pow", "call", "binary", "neg", "paren"))
     if kind == "leaf":
         return _leaf(draw, cfg)
     if kind == "paren":
@@ -418,11 +430,11 @@ def _smooth(draw: st.DrawFn, cfg: _Config, depth: int, budget: list[int]) -> Exp
     if kind == "neg":
         return neg(_smooth(draw, cfg, depth - 1, budget))
     if kind == "call":
-        name = draw(st.sampled_from(cfg.functions))
+        name = choose(draw, cfg.functions)
         u = _smooth(draw, cfg, depth - 1, budget)
         return _cap(draw, call(name, _prepare_argument(draw, cfg, name, u)))
     if kind == "binary":
-        op = draw(st.sampled_from("+-*/"))
+        op = choose(draw, "+-*/")
         a = _smooth(draw, cfg, depth - 1, budget)
         b = _smooth(draw, cfg, depth - 1, budget)
         if op == "/":
@@ -432,7 +444,7 @@ def _smooth(draw: st.DrawFn, cfg: _Config, depth: int, budget: list[int]) -> Exp
     caret = cfg.caret and draw(st.integers(0, 3)) == 0
     base = _smooth(draw, cfg, depth - 1, budget)
     if draw(st.booleans()):  # small integer exponent
-        n = draw(st.sampled_from([k for k in (2, 3, 1, 4, -1, -2, -3, 0) if k or cfg.zero_exponent]))
+        n = choose(draw, (2, 3, 1, 4, -1, -2, -3, 0) if cfg.zero_exponent else (2, 3, 1, 4, -1, -2, -3))
         if n < 0 or base.mag > 5.0:
             base = _bounded(draw, base, 5.0)
         if n < 0:
@@ -441,12 +453,17 @@ def _smooth(draw: st.DrawFn, cfg: _Config, depth: int, budget: list[int]) -> Exp
     # real exponent: positive base, exponent a constant or a bounded expression
     base = _positive(draw, cfg, base if base.mag <= 30 else call("tanh", base))
     if draw(st.booleans()):
-        exponent = const(draw(st.sampled_from(("0.5", "1.5", "2.5", "0.25", "3", "2", "pi", "e"))))
+        exponent = const(choose(draw, ("0.5", "1.5", "2.5", "0.25", "3", "2", "pi", "e")))
         if draw(st.booleans()):
             exponent = neg(exponent)
     else:
         exponent = _bounded(draw, _smooth(draw, cfg, depth - 1, budget), 3.0)
     return _cap(draw, real_power(base, exponent, caret))
+
+
+@functools.cache
+def _coordinates(radius: float) -> st.SearchStrategy[float]:
+    return st.floats(-radius, radius, allow_nan=False, allow_infinity=False, allow_subnormal=False)
 
 
 @st.composite
@@ -479,10 +496,9 @@ def smooth_formulas(
                   whitespace, redundant_parens, radius)
     e = _smooth(draw, cfg, max_depth, [max_nodes])
     if not e.variables:
-        v = var(draw(st.sampled_from(cfg.variables)), radius + BOX_MARGIN)
-        e = binary(draw(st.sampled_from("+-*")), e, v) if draw(st.booleans()) else binary("+", v, e)
-    coordinate = st.floats(-radius, radius, allow_nan=False, allow_infinity=False,
-                           allow_subnormal=False)
+        v = var(choose(draw, cfg.variables), radius + BOX_MARGIN)
+        e = binary(choose(draw, "+-*"), e, v) if draw(st.booleans()) else binary("+", v, e)
+    coordinate = _coordinates(radius)
     point = {name: draw(coordinate) for name in sorted(e.variables)}
     return e.text, point
 
@@ -491,26 +507,27 @@ def smooth_formulas(
 # valid_formulas: the whole grammar, no domain promise
 # --------------------------------------------------------------------------------------------
 
+_FUNCTION_NAMES = tuple(sorted(FUNCTION_ARITY))
 _NAME_POOL = ("x", "y", "z", "w1", "x10", "a_b", "_t", "X", "theta", "x2", "sinx", "pi2", "E1")
 
 
 def _valid(draw: st.DrawFn, depth: int, budget: list[int], names: Sequence[str], huge: bool) -> Expr:
     if depth <= 0 or budget[0] <= 0 or draw(st.integers(0, 4)) == 0:
         if draw(st.booleans()):
-            return Expr(draw(st.sampled_from(names)), ATOM, 0, 0)
+            return Expr(choose(draw, names), ATOM, 0, 0)
         return Expr(draw(numbers(huge=huge)), ATOM, 0, 0)
     budget[0] -= 1
-    kind = draw(st.sampled_from(("call", "binary", "pow", "sign", "paren")))
+    kind = choose(draw, ("call", "binary", "pow", "sign", "paren"))
     if kind == "call":
-        name = draw(st.sampled_from(sorted(FUNCTION_ARITY)))
+        name = choose(draw, _FUNCTION_NAMES)
         lo, hi = FUNCTION_ARITY[name]
         n = draw(st.integers(lo, hi if hi is not None else lo + 2))
         args = [_valid(draw, depth - 1, budget, names, huge) for _ in range(n)]
-        sep = draw(st.sampled_from((", ", ",", " , ")))
+        sep = choose(draw, (", ", ",", " , "))
         return Expr(f"{name}({sep.join(a.text for a in args)})", ATOM, 0, 0)
     if kind == "sign":
         a = _valid(draw, depth - 1, budget, names, huge)
-        sign = draw(st.sampled_from("-+"))
+        sign = choose(draw, "-+")
         return Expr(sign + _wrap(a, a.prec < UNARY), UNARY, 0, 0)
     if kind == "paren":
         return paren(_valid(draw, depth - 1, budget, names, huge))
@@ -518,9 +535,9 @@ def _valid(draw: st.DrawFn, depth: int, budget: list[int], names: Sequence[str],
     b = _valid(draw, depth - 1, budget, names, huge)
     if kind == "pow":
         return Expr(_pow_text(a, b, draw(st.booleans())), POW, 0, 0)
-    op = draw(st.sampled_from("+-*/"))
+    op = choose(draw, "+-*/")
     q = ADD if op in "+-" else MUL
-    space = draw(st.sampled_from(("", " ", "  ", "\t")))
+    space = choose(draw, ("", " ", "  ", "\t"))
     return Expr(f"{_wrap(a, a.prec < q)}{space}{op}{space}{_wrap(b, b.prec <= q)}", q, 0, 0)
 
 
@@ -551,25 +568,29 @@ GRAMMAR_TOKENS: tuple[str, ...] = (
 )
 
 
-@st.composite
-def any_text(draw: st.DrawFn, *, max_size: int = 40, huge_numbers: bool = True) -> str:
+@functools.cache
+def any_text(*, max_size: int = 40, huge_numbers: bool = True) -> st.SearchStrategy[str]:
     """Arbitrary text for the parser: grammar-token soup (mixed with look-alike unicode,
     control characters and random characters), plain ASCII, fully arbitrary unicode, and the
     edge-case literals of `numbers(huge=True)` (when `huge_numbers`) spliced into token soup."""
-    pieces: list[st.SearchStrategy[str]] = [
+    pieces = st.one_of(
         st.sampled_from(GRAMMAR_TOKENS),
         st.sampled_from(LOOKALIKES),
         st.sampled_from(CONTROL),
         st.characters(),
         numbers(huge=huge_numbers),
-    ]
-    soup = st.lists(st.one_of(pieces), max_size=max_size).map("".join)
-    return draw(st.one_of(
-        soup,
+    )
+    return st.one_of(
+        st.lists(pieces, max_size=max_size).map("".join),
         st.lists(st.sampled_from(GRAMMAR_TOKENS), max_size=max_size).map("".join),
         st.text(st.characters(min_codepoint=0, max_codepoint=127), max_size=max_size),
         st.text(max_size=max_size),
-    ))
+    )
+
+
+@functools.cache
+def _near_valid_base() -> st.SearchStrategy[str]:
+    return st.one_of(valid_formulas(), smooth_formulas(max_depth=3).map(lambda t: t[0]))
 
 
 _MUTATION_CHARS = st.one_of(
@@ -583,9 +604,9 @@ _MUTATION_CHARS = st.one_of(
 def near_valid_formulas(draw: st.DrawFn, *, max_mutations: int = 3) -> str:
     """A valid formula (from `valid_formulas` or `smooth_formulas`) with 1..max_mutations random
     characters inserted, deleted or replaced (grammar characters, look-alikes, anything)."""
-    text = draw(st.one_of(valid_formulas(), smooth_formulas(max_depth=3).map(lambda t: t[0])))
+    text = draw(_near_valid_base())
     for _ in range(draw(st.integers(1, max_mutations))):
-        action = draw(st.sampled_from(("insert", "delete", "replace")))
+        action = choose(draw, ("insert", "delete", "replace"))
         if action == "insert" or not text:
             i = draw(st.integers(0, len(text)))
             text = text[:i] + draw(_MUTATION_CHARS) + text[i:]
@@ -601,6 +622,15 @@ def near_valid_formulas(draw: st.DrawFn, *, max_mutations: int = 3) -> str:
 # --------------------------------------------------------------------------------------------
 
 
+@functools.cache
+def _point_values(finite_only: bool) -> st.SearchStrategy[float]:
+    return st.one_of(
+        st.floats(allow_nan=not finite_only, allow_infinity=not finite_only),
+        st.floats(-3, 3),
+        st.sampled_from((0.0, -0.0, 1.0, -1.0)),
+    )
+
+
 @st.composite
 def points(
     draw: st.DrawFn,
@@ -613,15 +643,14 @@ def points(
     """Values for `variables`: any float (nan, +-inf, huge, subnormal, -0.0) unless
     `finite_only`; with `allow_missing` a variable may be left out, with `allow_extra` an unknown
     name or a constant name (``pi``, ``e``) may be added."""
-    value = st.floats(allow_nan=not finite_only, allow_infinity=not finite_only)
-    value = st.one_of(value, st.floats(-3, 3), st.sampled_from((0.0, -0.0, 1.0, -1.0)))
+    value = _point_values(finite_only)
     point = {}
     for name in variables:
         if allow_missing and draw(st.integers(0, 9)) == 0:
             continue
         point[name] = draw(value)
     if allow_extra and draw(st.integers(0, 9)) == 0:
-        point[draw(st.sampled_from(("zz", "pi", "e", "E", "q1")))] = draw(value)
+        point[choose(draw, ("zz", "pi", "e", "E", "q1"))] = draw(value)
     return point
 
 
