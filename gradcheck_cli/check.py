@@ -38,6 +38,7 @@ class Options:
     symbolic_memory: int | None = symbolic.SYMBOLIC_MEMORY
     exact_digits: int = symbolic.EXACT_DIGITS
     strict: bool = False  # a point where f is not differentiable fails the check
+    dtype: str = "float64"  # float32: AD and finite differences run in float32
 
 
 def check(expression: str, point: Mapping[str, float], **options: Any) -> Report:
@@ -52,22 +53,33 @@ def check(expression: str, point: Mapping[str, float], **options: Any) -> Report
     names = _validate_point(graph, point)
     wrt = _validate_wrt(graph, opts.wrt)
     _validate_methods(opts)
-    arrays = {n: np.asarray(float(point[n]), dtype=np.float64) for n in names}
+    dtype = _dtype(opts.dtype)
+    # In float32 the point itself is what a float32 model sees: rounded to float32. Every
+    # method, and the exact reference, is taken at that same point.
+    given = {n: float(dtype(point[n])) for n in names}
+    arrays = {n: np.asarray(given[n], dtype=dtype) for n in names}
 
-    values = evaluate(graph, arrays)
+    values = evaluate(graph, arrays, dtype)
     trouble = first_trouble(graph, values)
+    diagnostics: list[Diagnostic] = []
     if trouble is not None:
-        raise GradcheckError(
-            "undefined",
-            f"the formula is not finite at this point: {describe_trouble(graph, trouble)}.",
-        )
+        if not np.all(np.isfinite(values[graph.output])):
+            raise GradcheckError(
+                "undefined",
+                f"the formula is not finite at this point: {describe_trouble(graph, trouble)}.",
+            )
+        diagnostics.append(Diagnostic(
+            "overflow",
+            f"f is finite here but a step of it is not: {describe_trouble(graph, trouble)}. "
+            "Derivatives through that step may be nan or inf.",
+        ))
 
     wants_exact = opts.reference in ("auto", "exact")
     needs_symbolic = "symbolic" in opts.methods or opts.reference == "symbolic" or wants_exact
     sym = None
     if needs_symbolic:
         sym = symbolic.gradient(
-            graph, {n: float(point[n]) for n in names}, wrt,
+            graph, given, wrt,
             formulas=opts.show_formula,
             exact_digits=opts.exact_digits if wants_exact else None,
             timeout=opts.symbolic_timeout,
@@ -80,7 +92,6 @@ def check(expression: str, point: Mapping[str, float], **options: Any) -> Report
     ]
     exact = sym.exact if sym is not None else None
     requested = opts.reference
-    diagnostics: list[Diagnostic] = []
     if wants_exact and exact is None:
         why = (sym.exact_note or sym.note) if sym is not None else None
         if opts.reference == "exact":
@@ -104,7 +115,7 @@ def check(expression: str, point: Mapping[str, float], **options: Any) -> Report
             + ("" if not opts.strict else ", but --strict counts this as a failure") + ".",
         ))
     ref_name, ok, more = compare(
-        results, wrt, requested, opts.rtol, opts.atol,
+        results, wrt, requested, opts.rtol, opts.atol, dtype=opts.dtype,
         exact=exact if requested != "symbolic" else None,
         intervals=intervals,
         straddles=_straddles(results, kink),
@@ -120,7 +131,7 @@ def check(expression: str, point: Mapping[str, float], **options: Any) -> Report
         diagnostics.append(Diagnostic("no-reference", "no method could run, so nothing was compared."))
     return Report(
         expression=expression,
-        point={n: float(point[n]) for n in names},
+        point=given,
         value=float(values[graph.output]),
         wrt=wrt,
         reference=ref_name or requested,
@@ -130,6 +141,7 @@ def check(expression: str, point: Mapping[str, float], **options: Any) -> Report
         formulas=sym.formulas if sym is not None else {},
         exact=exact if ref_name == "exact" else None,
         one_sided=intervals,
+        dtype=opts.dtype,
         strict=opts.strict,
         nodes=len(graph),
         depth=graph.depth(),
@@ -182,15 +194,16 @@ def _run(
     opts: Options,
     sym: symbolic.SymbolicResult | None,
 ) -> MethodReport:
+    dtype = _dtype(opts.dtype)
     if name == "reverse":
-        return MethodReport(name, _scalar(reverse.gradient(graph, point, wrt)))
+        return MethodReport(name, _scalar(reverse.gradient(graph, point, wrt, dtype)))
     if name == "forward":
-        return MethodReport(name, _scalar(forward.gradient(graph, point, wrt)))
+        return MethodReport(name, _scalar(forward.gradient(graph, point, wrt, dtype)))
     if name == "symbolic":
         assert sym is not None
         grad = _scalar(sym.gradient) if sym.gradient is not None else None
         return MethodReport(name, grad, note=sym.note)
-    res = finite.central(graph, point, wrt, opts.step)
+    res = finite.central(graph, point, wrt, opts.step, dtype=dtype)
     return MethodReport(
         name,
         _scalar(res.gradient) if res.gradient is not None else None,
@@ -199,7 +212,18 @@ def _run(
     )
 
 
+DTYPES = {"float64": np.float64, "float32": np.float32}
+
+
+def _dtype(name: str) -> type:
+    return DTYPES[name]
+
+
 def _validate_methods(opts: Options) -> None:
+    if opts.dtype not in DTYPES:
+        raise GradcheckError(
+            "usage", f"unknown dtype {opts.dtype!r}; choose one of {', '.join(DTYPES)}."
+        )
     for name in opts.methods:
         if name not in METHODS:
             raise GradcheckError(

@@ -100,6 +100,9 @@ def _names(text: str | None) -> list[str] | None:
 @click.option("--digits", type=click.IntRange(1, 30), default=10, show_default=True,
               help="Significant digits shown.")
 @click.option("--show-formula", is_flag=True, help="Print the symbolic derivative.")
+@click.option("--dtype", type=click.Choice(["float64", "float32"]), default="float64",
+              show_default=True,
+              help="Precision of the AD and finite-difference methods (the point is rounded to it).")
 @click.option("--strict", is_flag=True,
               help="Fail (exit 1) where f is not differentiable at the point (a kink).")
 @click.option("--junit", type=click.Path(dir_okay=False, writable=True), metavar="PATH",
@@ -133,6 +136,7 @@ def cli(
     fmt: str,
     digits: int,
     show_formula: bool,
+    dtype: str,
     strict: bool,
     junit: str | None,
     timeout: float,
@@ -177,6 +181,7 @@ def cli(
             limits=limits,
             show_formula=show_formula,
             strict=strict,
+            dtype=dtype,
             symbolic_timeout=min(symbolic_timeout, max(0.1, deadline - time.monotonic())),
             symbolic_memory=symbolic_memory * 2**20,
         )

@@ -28,6 +28,14 @@ DEFAULT_TOLERANCES: dict[str, tuple[float, float]] = {
     "symbolic": EXACT_TOLERANCE,
     "central": (1e-6, 1e-7),
 }
+# float32 (--dtype float32): eps is 1.2e-7 instead of 2.2e-16, so exact methods agree to
+# about 1e-5 relative and central differences (h = cbrt(eps)·max(1,|x|) = 5e-3) to about 1e-3.
+FLOAT32_TOLERANCES: dict[str, tuple[float, float]] = {
+    "reverse": (1e-4, 1e-6),
+    "forward": (1e-4, 1e-6),
+    "symbolic": EXACT_TOLERANCE,  # the oracle stays in float64
+    "central": (5e-3, 1e-4),
+}
 REFERENCE_PREFERENCE = ("symbolic", "forward", "reverse", "central")
 
 
@@ -89,6 +97,7 @@ def compare(
     exact: Mapping[str, str] | None = None,
     intervals: Mapping[str, tuple[float, float]] | None = None,
     straddles: Mapping[str, Mapping[str, str]] | None = None,
+    dtype: str = "float64",
 ) -> tuple[str | None, bool, list[Diagnostic]]:
     """Fill each method's errors and verdicts in place; return (reference, ok, diagnostics).
 
@@ -103,7 +112,8 @@ def compare(
     else:
         reference, diagnostics = choose_reference(methods, requested_reference)
     for m in methods:
-        d_rtol, d_atol = DEFAULT_TOLERANCES.get(m.name, EXACT_TOLERANCE)
+        table = FLOAT32_TOLERANCES if dtype == "float32" else DEFAULT_TOLERANCES
+        d_rtol, d_atol = table.get(m.name, EXACT_TOLERANCE)
         m.rtol = d_rtol if rtol is None else rtol
         m.atol = d_atol if atol is None else atol
         if not m.ran:

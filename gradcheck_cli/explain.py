@@ -64,14 +64,24 @@ def describe_trouble(graph: Graph, trouble: Trouble) -> str:
         form = "-u"
     else:
         form = f"{node.op}({', '.join(names[: len(trouble.inputs)])})"
+    texts = node_texts(graph, upto=trouble.node)
     what = _what_happened(node.op, trouble)
-    where = node_texts(graph, upto=trouble.node)[trouble.node]
-    return f"{form} with {ins} {what}, in {where}"
+    if node.op == "div" and trouble.inputs[1] == 0:
+        divisor = graph.nodes[node.args[1]]
+        if divisor.op not in ("var", "const"):
+            what += f"; the divisor {texts[node.args[1]]} underflowed to 0"
+    message = f"{form} with {ins} {what}, in {texts[trouble.node]}"
+    hint = stable_hint(graph, trouble.node)
+    return message + (f". {hint}" if hint else "")
 
 
 def _what_happened(op: str, trouble: Trouble) -> str:
     v, ins = trouble.value, trouble.inputs
     if v != v:
+        if op == "pow" and ins[0] < 0:
+            return "is undefined (nan): a negative base to a fractional power"
+        if op == "div" and ins[0] == 0 and ins[1] == 0:
+            return "is undefined (nan): 0/0"
         return "is undefined (nan)"
     if op == "div" and ins[1] == 0:
         return f"divides by zero ({v:g})"
@@ -80,3 +90,35 @@ def _what_happened(op: str, trouble: Trouble) -> str:
     if op == "pow" and ins[0] == 0:
         return f"is {v:g} (zero to a negative power)"
     return f"overflows to {v:g}"
+
+
+def _is_one(graph: Graph, i: int) -> bool:
+    n = graph.nodes[i]
+    return n.op == "const" and n.exact == 1
+
+
+def stable_hint(graph: Graph, bad: int) -> str | None:
+    """When an exp overflows inside a hand-written softplus or sigmoid, name the library
+    primitive that computes the same thing stably."""
+    if graph.nodes[bad].op != "exp":
+        return None
+    users: dict[int, list[int]] = {}
+    for i, n in enumerate(graph.nodes):
+        for a in n.args:
+            users.setdefault(a, []).append(i)
+    texts = node_texts(graph)
+    u = texts[graph.nodes[bad].args[0]]
+    for plus in users.get(bad, []):
+        p = graph.nodes[plus]
+        if p.op != "add" or not any(_is_one(graph, a) for a in p.args):
+            continue
+        for outer in users.get(plus, []):
+            o = graph.nodes[outer]
+            if o.op == "log":
+                return (f"log(1 + exp(u)) overflows for large u: write softplus({u}), which "
+                        "gradcheck computes stably")
+            if o.op == "div" and o.args[1] == plus and _is_one(graph, o.args[0]):
+                arg = u[1:] if u.startswith("-") else f"-({u})"
+                return (f"1/(1 + exp(u)) overflows for large u: write sigmoid({arg}), which "
+                        "gradcheck computes stably")
+    return None

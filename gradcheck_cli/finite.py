@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .explain import describe_trouble
-from .graph import Graph, evaluate, first_trouble
+from .graph import Graph, evaluate, output_trouble
 
 
 @dataclass
@@ -51,7 +51,7 @@ def central(
         fs = []
         for shifted, sign in ((xp, "+"), (xm, "-")):
             values = evaluate(graph, {**point, name: shifted}, dtype)
-            trouble = first_trouble(graph, values)
+            trouble = output_trouble(graph, values)
             if trouble is not None:
                 return FiniteResult(
                     None, steps,

@@ -170,3 +170,11 @@ def first_trouble(graph: Graph, values: Sequence[np.ndarray]) -> Trouble | None:
             if all(math.isfinite(x) for x in ins):
                 return Trouble(i, node.op, ins, float(np.ravel(v)[bad]))
     return None
+
+
+def output_trouble(graph: Graph, values: Sequence[np.ndarray]) -> Trouble | None:
+    """Where f's value goes wrong, if f itself is not finite (an intermediate overflow that
+    f recovers from, like exp(800) inside 1/(1+exp(800)), is not trouble for f's value)."""
+    if np.all(np.isfinite(values[graph.output])):
+        return None
+    return first_trouble(graph, values)

@@ -105,6 +105,8 @@ def render_table(report: Report, digits: int = 10) -> RenderableType:
     title = Text("gradcheck ", style="bold")
     title.append(report.expression)
     title.append(f"  reference: {reference_label(report)}", style="dim")
+    if report.dtype != "float64":
+        title.append(f"  methods in {report.dtype}", style="bold yellow")
     table = Table(title=title, title_justify="left", show_lines=True)
     table.add_column("∂f/∂", style="bold", no_wrap=True, min_width=4)
     if report.exact is not None:
@@ -190,6 +192,7 @@ def report_dict(report: Report) -> dict[str, Any]:
         "one_sided": {v: {"left": json_number(lo), "right": json_number(hi)}
                       for v, (lo, hi) in report.one_sided.items()},
         "strict": report.strict,
+        "dtype": report.dtype,
         "graph": {"nodes": report.nodes, "depth": report.depth},
     }
     if report.formulas:

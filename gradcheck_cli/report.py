@@ -49,6 +49,7 @@ class Report:
     exact: dict[str, str] | None = None  # the exact reference's digits, when it is the reference
     one_sided: dict[str, tuple[float, float]] = field(default_factory=dict)  # kinks: (left, right)
     strict: bool = False  # a nondifferentiable point counts as a failure
+    dtype: str = "float64"  # precision of the AD and finite-difference methods
     nodes: int = 0  # size of the computation graph
     depth: int = 0
 

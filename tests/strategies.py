@@ -38,6 +38,7 @@ from typing import TypeVar
 from hypothesis import strategies as st
 
 T = TypeVar("T")
+Numbers = st.SearchStrategy[str]
 
 # --------------------------------------------------------------------------------------------
 # Vocabulary
@@ -511,28 +512,28 @@ _FUNCTION_NAMES = tuple(sorted(FUNCTION_ARITY))
 _NAME_POOL = ("x", "y", "z", "w1", "x10", "a_b", "_t", "X", "theta", "x2", "sinx", "pi2", "E1")
 
 
-def _valid(draw: st.DrawFn, depth: int, budget: list[int], names: Sequence[str], huge: bool) -> Expr:
+def _valid(draw: st.DrawFn, depth: int, budget: list[int], names: Sequence[str], nums: Numbers) -> Expr:
     if depth <= 0 or budget[0] <= 0 or draw(st.integers(0, 4)) == 0:
         if draw(st.booleans()):
             return Expr(choose(draw, names), ATOM, 0, 0)
-        return Expr(draw(numbers(huge=huge)), ATOM, 0, 0)
+        return Expr(draw(nums), ATOM, 0, 0)
     budget[0] -= 1
     kind = choose(draw, ("call", "binary", "pow", "sign", "paren"))
     if kind == "call":
         name = choose(draw, _FUNCTION_NAMES)
         lo, hi = FUNCTION_ARITY[name]
         n = draw(st.integers(lo, hi if hi is not None else lo + 2))
-        args = [_valid(draw, depth - 1, budget, names, huge) for _ in range(n)]
+        args = [_valid(draw, depth - 1, budget, names, nums) for _ in range(n)]
         sep = choose(draw, (", ", ",", " , "))
         return Expr(f"{name}({sep.join(a.text for a in args)})", ATOM, 0, 0)
     if kind == "sign":
-        a = _valid(draw, depth - 1, budget, names, huge)
+        a = _valid(draw, depth - 1, budget, names, nums)
         sign = choose(draw, "-+")
         return Expr(sign + _wrap(a, a.prec < UNARY), UNARY, 0, 0)
     if kind == "paren":
-        return paren(_valid(draw, depth - 1, budget, names, huge))
-    a = _valid(draw, depth - 1, budget, names, huge)
-    b = _valid(draw, depth - 1, budget, names, huge)
+        return paren(_valid(draw, depth - 1, budget, names, nums))
+    a = _valid(draw, depth - 1, budget, names, nums)
+    b = _valid(draw, depth - 1, budget, names, nums)
     if kind == "pow":
         return Expr(_pow_text(a, b, draw(st.booleans())), POW, 0, 0)
     op = choose(draw, "+-*/")
@@ -549,12 +550,15 @@ def valid_formulas(
     max_depth: int = 4,
     max_nodes: int = 12,
     huge_numbers: bool = False,
+    long_constants: bool = True,
 ) -> str:
     """A syntactically valid formula over the whole grammar: every function (with optional
     and n-ary arguments), ``**`` and ``^``, unary ``+``/``-``, named constants and numeric
     literals in every spelling. Domains are not guaranteed (``log(-1)`` may appear), and with
-    `huge_numbers` literals at the edge of float64's range (some invalid) may appear too."""
-    return _valid(draw, max_depth, [max_nodes], variables, huge_numbers).text
+    `huge_numbers` literals at the edge of float64's range (some invalid) may appear too;
+    `long_constants`: decimals with more digits than a float holds."""
+    nums = numbers(huge=huge_numbers, long=long_constants)
+    return _valid(draw, max_depth, [max_nodes], variables, nums).text
 
 
 # --------------------------------------------------------------------------------------------
@@ -623,12 +627,17 @@ def near_valid_formulas(draw: st.DrawFn, *, max_mutations: int = 3) -> str:
 
 
 @functools.cache
-def _point_values(finite_only: bool) -> st.SearchStrategy[float]:
-    return st.one_of(
+def _point_values(finite_only: bool, integers: bool, huge_integers: bool) -> st.SearchStrategy[float | int]:
+    parts: list[st.SearchStrategy[float | int]] = [
         st.floats(allow_nan=not finite_only, allow_infinity=not finite_only),
         st.floats(-3, 3),
         st.sampled_from((0.0, -0.0, 1.0, -1.0)),
-    )
+    ]
+    if integers:
+        parts.append(st.integers(-1000, 1000))
+    if huge_integers:
+        parts.append(st.sampled_from((10**400, -(10**309), 2**1024)))
+    return st.one_of(parts)
 
 
 @st.composite
@@ -637,13 +646,16 @@ def points(
     variables: Sequence[str],
     *,
     finite_only: bool = False,
+    integers: bool = True,
+    huge_integers: bool = True,
     allow_missing: bool = True,
     allow_extra: bool = True,
-) -> dict[str, float]:
+) -> dict[str, float | int]:
     """Values for `variables`: any float (nan, +-inf, huge, subnormal, -0.0) unless
-    `finite_only`; with `allow_missing` a variable may be left out, with `allow_extra` an unknown
-    name or a constant name (``pi``, ``e``) may be added."""
-    value = _point_values(finite_only)
+    `finite_only`, small Python ints when `integers`, ints beyond float64's range when
+    `huge_integers`; with `allow_missing` a variable may be left out, with `allow_extra` an
+    unknown name or a constant name (``pi``, ``e``) may be added."""
+    value = _point_values(finite_only, integers, huge_integers)
     point = {}
     for name in variables:
         if allow_missing and draw(st.integers(0, 9)) == 0:
