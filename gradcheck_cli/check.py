@@ -270,6 +270,8 @@ def _validate_point(graph: Graph, point: Mapping[str, float]) -> list[str]:
 def _validate_wrt(graph: Graph, wrt: Sequence[str] | None) -> list[str]:
     if wrt is None:
         return list(graph.variables)
+    if not wrt:
+        raise GradcheckError("usage", "--wrt names no variable; leave it out to check them all.")
     seen: list[str] = []
     for name in wrt:
         if name not in graph.var_nodes:

@@ -63,9 +63,12 @@ def parse_assignments(items: Sequence[str]) -> dict[str, float]:
                     "(examples: 2, -0.5, 1e-3).",
                 )
             value = float(text)
-            if value in (float("inf"), float("-inf")):
+            mantissa = text.lower().partition("e")[0]
+            underflow = value == 0 and any(c in "123456789" for c in mantissa)
+            if value in (float("inf"), float("-inf")) or underflow:
                 raise GradcheckError(
-                    "bad-value", f"the value of {name}, {text}, is outside the range of float64."
+                    "bad-value", f"the value of {name}, {text}, is outside the range of float64 "
+                    "(about 5e-324 to 1.8e308 in magnitude).",
                 )
             if name in point:
                 raise GradcheckError("bad-value", f"{name} is given a value twice in --at.")
@@ -79,7 +82,10 @@ def _names(text: str | None) -> list[str] | None:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+# ignore_unknown_options: a formula may start with a minus ("-log(x)"), which click would
+# otherwise take for an option; a mistyped long option is caught in `cli` instead.
+@click.command(context_settings={"help_option_names": ["-h", "--help"],
+                                 "ignore_unknown_options": True})
 @click.argument("expression", required=False)
 @click.option("--file", "file", type=click.Path(dir_okay=False), metavar="PATH",
               help="Read the formula and its point from a TOML check file.")
@@ -161,6 +167,8 @@ def cli(
         _arm_timeout(timeout)
         point = parse_assignments(at)
         wrt_names = _names(wrt)
+        if expression is not None and expression.startswith("--"):
+            raise GradcheckError("usage", f"no such option: {_shown(expression.split('=')[0])}.")
         if (expression is None) == (file is None):
             raise GradcheckError("usage", "give either an EXPRESSION or --file PATH (exactly one).")
         if file is not None:

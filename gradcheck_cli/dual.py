@@ -66,6 +66,8 @@ def apply(op: str, *args: Dual) -> Dual:
         for j, a in enumerate(args):
             if a.tangent is None:
                 continue
-            term = rule.partial(j, out, values) * a.tangent
+            # A zero tangent contributes exactly zero, even against an infinite partial: as if
+            # each direction had its own sweep (x*sqrt(y) at y = 0 has ∂/∂x = 0, not nan).
+            term = np.where(a.tangent == 0, 0.0, rule.partial(j, out, values) * a.tangent)
             tangent = term if tangent is None else tangent + term
     return Dual(out, tangent)

@@ -18,6 +18,10 @@ Conventions:
   abs'(0) = 0, leaky_relu'(0) = slope, hard_swish'(±3) = the inner branch's slope, ties in
   max/min share the gradient evenly.
   `kinks` lists where each non-smooth primitive switches, for the kink analysis.
+- `complex_value`, where set, is the same function written so that it accepts complex arrays
+  (for the complex-step method in finite.py). It is set only where `value`'s stable real form
+  is not complex-capable (np.abs/np.where on the sign of x, math.erf); everywhere else `value`
+  itself works on complex numbers. It never replaces `value` for real arguments.
 """
 
 from __future__ import annotations
@@ -60,6 +64,65 @@ def softplus(x: Array) -> Array:
     return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
 
 
+def _sigmoid_complex(z: Array) -> Array:
+    # The split of `sigmoid` on the sign of Re z, each branch analytic: exp never sees an
+    # argument with positive real part, so it cannot overflow.
+    z = np.asarray(z)
+    pos = z.real >= 0
+    e = np.exp(np.where(pos, -z, z))
+    return np.where(pos, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def _log1p_complex(z: Array) -> Array:
+    # numpy's complex log1p is log(1 + z), which loses the real part of a tiny z; this keeps it:
+    # |1 + z|**2 = 1 + a*(2 + a) + b*b and arg(1 + z) = atan2(b, 1 + a).
+    a, b = z.real, z.imag
+    return 0.5 * np.log1p(a * (2.0 + a) + b * b) + 1j * np.arctan2(b, 1.0 + a)
+
+
+def _softplus_complex(z: Array) -> Array:
+    # softplus(z) = max(Re z, 0) + log1p(exp(-|Re z|)), the max and |.| taken on Re z only.
+    z = np.asarray(z)
+    pos = z.real >= 0
+    return np.where(pos, z, 0.0) + _log1p_complex(np.exp(np.where(pos, -z, z)))
+
+
+def _mpmath_complex_one(name: str, z: complex) -> complex:
+    import mpmath  # only the complex-step method needs it (a SymPy dependency anyway)
+
+    # mpmath's error is relative to |erf(z)|, while the imaginary part a complex step looks at
+    # is of order h * erf'(Re z), dozens of orders smaller (likewise erfc): raise the precision until two
+    # evaluations agree to a float's precision.
+    previous = None
+    for dps in (40, 80, 160, 320, 640):
+        with mpmath.workdps(dps):
+            w = complex(getattr(mpmath, name)(mpmath.mpc(z.real, z.imag)))
+        if previous is not None and all(
+            abs(u - v) <= 2.0**-53 * abs(u) for u, v in ((w.real, previous.real), (w.imag, previous.imag))
+        ):
+            break
+        previous = w
+    return w
+
+
+def _mpmath_complex(name: str, z: Array) -> Array:
+    z = np.asarray(z)
+    out = np.empty(z.shape, dtype=z.dtype if z.dtype.kind == "c" else np.complex128)
+    for index, v in np.ndenumerate(z):
+        out[index] = _mpmath_complex_one(name, complex(v))
+    return out
+
+
+def erf_complex(z: Array) -> Array:
+    """Elementwise erf of complex arrays (mpmath, one element at a time: the arrays are small)."""
+    return _mpmath_complex("erf", z)
+
+
+def erfc_complex(z: Array) -> Array:
+    """Elementwise erfc of complex arrays, as `erf_complex`."""
+    return _mpmath_complex("erfc", z)
+
+
 def _max_partial(j: int, out: Array, *args: Array) -> Array:
     ties = sum((a == out) * 1.0 for a in args)
     return (args[j] == out) / ties
@@ -78,6 +141,7 @@ class Rule:
     # kink, and its tangent, so the distance to the kink along a direction is |g / dg|.
     directional: Callable[..., Array] | None = None
     gap: Callable[..., tuple[Array, Array]] | None = None
+    complex_value: Callable[..., Array] | None = None  # `value` for complex arguments, if it differs
 
     def partial(self, j: int, out: Array, args: tuple[Array, ...]) -> Array:
         if self.arity is None:
@@ -90,7 +154,9 @@ class Rule:
         """d out along the input tangents; for a smooth rule the chain rule sum."""
         if self.directional is not None:
             return self.directional(out, args, tangents)
-        return sum(self.partial(j, out, args) * t for j, t in enumerate(tangents))
+        # zero tangents contribute zero even against an infinite partial (see dual.apply)
+        return sum(np.where(t == 0, 0.0, self.partial(j, out, args) * t)
+                   for j, t in enumerate(tangents))
 
 
 def _rule(value: Callable[..., Array], *partials: Callable[..., Array], **kw: Any) -> Rule:
@@ -120,7 +186,7 @@ RULES: dict[str, Rule] = {
     "exp": _rule(np.exp, lambda o, x: o),
     "log": _rule(np.log, lambda o, x: 1.0 / x),
     "sqrt": _rule(np.sqrt, lambda o, x: 0.5 / o),
-    "erf": _rule(erf, lambda o, x: _TWO_OVER_SQRT_PI * np.exp(-x * x)),
+    "erf": _rule(erf, lambda o, x: _TWO_OVER_SQRT_PI * np.exp(-x * x), complex_value=erf_complex),
     # non-smooth
     "abs": _rule(
         np.abs, lambda o, x: np.sign(x), smooth=False, kinks=("x = 0",),
@@ -141,7 +207,7 @@ RULES: dict[str, Rule] = {
     ),
     # activations of the lecture notes
     # σ(x)σ(-x), not o(1 - o), which cancels to 0 for x > 37
-    "sigmoid": _rule(sigmoid, lambda o, x: sigmoid(x) * sigmoid(-x)),
+    "sigmoid": _rule(sigmoid, lambda o, x: sigmoid(x) * sigmoid(-x), complex_value=_sigmoid_complex),
     "relu": _rule(
         lambda x: np.maximum(x, 0), lambda o, x: (x > 0) * 1.0, smooth=False, kinks=("x = 0",),
         directional=lambda o, a, t: np.where(a[0] == 0, np.maximum(t[0], 0), (a[0] > 0) * t[0]),
@@ -173,14 +239,16 @@ RULES: dict[str, Rule] = {
         ),
         gap=lambda a, t: (a[0], t[0]),
     ),
-    "softplus": _rule(softplus, lambda o, x: sigmoid(x)),
+    "softplus": _rule(softplus, lambda o, x: sigmoid(x), complex_value=_softplus_complex),
     "swish": _rule(
-        lambda x: x * sigmoid(x), lambda o, x: sigmoid(x) * (1.0 + x * sigmoid(-x))
+        lambda x: x * sigmoid(x), lambda o, x: sigmoid(x) * (1.0 + x * sigmoid(-x)),
+        complex_value=lambda z: z * _sigmoid_complex(z),
     ),
     # erfc(-x/√2) = 1 + erf(x/√2) without cancellation in the left tail
     "gelu": _rule(
         lambda x: 0.5 * x * erfc(-x / _SQRT2),
         lambda o, x: 0.5 * erfc(-x / _SQRT2) + x * _INV_SQRT_2PI * np.exp(-0.5 * x * x),
+        complex_value=lambda z: 0.5 * z * erfc_complex(-z / _SQRT2),
     ),
     "hard_swish": _rule(
         lambda x: x * np.clip(x + 3.0, 0.0, 6.0) / 6.0,

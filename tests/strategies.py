@@ -20,10 +20,15 @@ How `smooth_formulas` guarantees domains: every generated subexpression carries 
 (interval arithmetic, conservative). A primitive with a restricted domain is only applied to a
 subexpression whose interval lies inside the domain with a margin; otherwise the argument is
 first transformed into a safe form (`1 + u**2`, `exp(tanh(u))`, `2 + cos(u)`, `0.9*tanh(u)`, ...).
-Whenever an interval grows beyond `MAGNITUDE_CAP` the subexpression is squashed by a bounded
-function (tanh, atan, erf, sin), so values, derivatives and finite-difference rounding stay
-moderate. The margin around the box means the formula is also smooth at the finite-difference
-probes x +- h (h ~ 6e-6 * max(1, |x|)) and at a few 1e-3-sized steps around the point.
+Each subexpression also carries `slope`, a bound on the sum over variables of |d e/d v| on
+the box (chain rule with interval bounds of every primitive's derivative). Whenever an interval
+grows beyond `MAGNITUDE_CAP` the subexpression is squashed by a bounded function (tanh, atan,
+erf, sin); whenever the slope bound exceeds `SLOPE_CAP` the new node is dropped and one of its
+operands is used instead. So values stay moderate and nothing oscillates or bends faster than
+finite differences with h ~ 6e-6 can resolve (on sin(1e5*x) central differences must disagree,
+by their nature, not by a bug). The margin around the box means the formula is also smooth at
+the finite-difference probes x +- h (h ~ 6e-6 * max(1, |x|)) and at 1e-3-sized steps around
+the point.
 """
 
 from __future__ import annotations
@@ -70,8 +75,10 @@ POINT_RADIUS = 2.5
 BOX_MARGIN = 0.01
 #: Largest |value| any subexpression may reach (by its conservative interval) before squashing.
 MAGNITUDE_CAP = 1e3
+#: Largest bound on sum_v |d e/d v| any subexpression may have (see the module docstring).
+SLOPE_CAP = 100.0
 #: Positive/nonzero arguments (log, sqrt, division, real powers) stay at least this far from 0.
-MARGIN = 0.02
+MARGIN = 0.1
 
 # Precedence levels, as in the parser: + - < * / < unary sign < ** ^ < atom.
 ADD, MUL, UNARY, POW, ATOM = 1, 2, 3, 4, 5
@@ -160,17 +167,24 @@ def number_value(text: str) -> float:
 @dataclass(frozen=True)
 class Expr:
     """A formula fragment: its text, the precedence of its top operator, an interval [lo, hi]
-    that encloses its value on the whole point box, and the variables it uses."""
+    that encloses its value on the whole point box, the variables it uses, and `slope`, an
+    upper bound of sum_v |d value / d v| on the box."""
 
     text: str
     prec: int
     lo: float
     hi: float
     variables: frozenset[str] = frozenset()
+    slope: float = 0.0
 
     @property
     def mag(self) -> float:
         return max(abs(self.lo), abs(self.hi))
+
+    @property
+    def gap(self) -> float:
+        """min |value| on the box (0 when the interval contains 0)."""
+        return 0.0 if self.lo <= 0.0 <= self.hi else min(abs(self.lo), abs(self.hi))
 
 
 def _wrap(e: Expr, need: bool) -> str:
@@ -233,6 +247,35 @@ _RANGE: dict[str, Callable[[float, float], tuple[float, float]]] = {
     "acos": lambda lo, hi: (math.acos(hi), math.acos(lo)),
 }
 
+def _tan_slope(lo: float, hi: float) -> float:
+    return 1.0 + max(math.tan(lo) ** 2, math.tan(hi) ** 2)
+
+
+def _gap(lo: float, hi: float) -> float:
+    return 0.0 if lo <= 0.0 <= hi else min(abs(lo), abs(hi))
+
+
+#: max |f'(t)| for t in [lo, hi], for each primitive.
+_SLOPE: dict[str, Callable[[float, float], float]] = {
+    "sin": lambda lo, hi: 1.0,
+    "cos": lambda lo, hi: 1.0,
+    "tan": _tan_slope,
+    "atan": lambda lo, hi: 1.0 / (1.0 + _gap(lo, hi) ** 2),
+    "sinh": lambda lo, hi: math.cosh(max(abs(lo), abs(hi))),
+    "cosh": lambda lo, hi: math.cosh(max(abs(lo), abs(hi))),
+    "tanh": lambda lo, hi: 1.0,
+    "exp": lambda lo, hi: math.exp(hi),
+    "log": lambda lo, hi: 1.0 / lo,
+    "sqrt": lambda lo, hi: 0.5 / math.sqrt(lo),
+    "erf": lambda lo, hi: 2.0 / math.sqrt(math.pi),
+    "sigmoid": lambda lo, hi: 0.25,
+    "softplus": lambda lo, hi: 1.0,
+    "swish": lambda lo, hi: 1.1,  # max swish' = 1.0998
+    "gelu": lambda lo, hi: 1.13,  # max gelu' = 1.1289
+    "asin": lambda lo, hi: 1.0 / math.sqrt(1.0 - max(abs(lo), abs(hi)) ** 2),
+    "acos": lambda lo, hi: 1.0 / math.sqrt(1.0 - max(abs(lo), abs(hi)) ** 2),
+}
+
 #: How each primitive's argument must be bounded: (kind, parameter).
 #:   ("any", _)        any real argument;
 #:   ("bounded", B)    |arg| <= B (exp, sinh, cosh: values moderate; tan: away from pi/2;
@@ -253,20 +296,20 @@ def const(text: str) -> Expr:
 
 
 def var(name: str, radius: float = POINT_RADIUS + BOX_MARGIN) -> Expr:
-    return Expr(name, ATOM, -radius, radius, frozenset({name}))
+    return Expr(name, ATOM, -radius, radius, frozenset({name}), 1.0)
 
 
 def call(name: str, a: Expr) -> Expr:
     lo, hi = _RANGE[name](a.lo, a.hi)
-    return Expr(f"{name}({a.text})", ATOM, lo, hi, a.variables)
+    return Expr(f"{name}({a.text})", ATOM, lo, hi, a.variables, _SLOPE[name](a.lo, a.hi) * a.slope)
 
 
 def neg(a: Expr) -> Expr:
-    return Expr("-" + _wrap(a, a.prec < UNARY), UNARY, -a.hi, -a.lo, a.variables)
+    return Expr("-" + _wrap(a, a.prec < UNARY), UNARY, -a.hi, -a.lo, a.variables, a.slope)
 
 
 def paren(a: Expr) -> Expr:
-    return Expr(f"({a.text})", ATOM, a.lo, a.hi, a.variables)
+    return Expr(f"({a.text})", ATOM, a.lo, a.hi, a.variables, a.slope)
 
 
 def binary(op: str, a: Expr, b: Expr, space: str = " ") -> Expr:
@@ -274,6 +317,7 @@ def binary(op: str, a: Expr, b: Expr, space: str = " ") -> Expr:
     (the right operand of an equal-precedence operator is parenthesised: a - (b - c))."""
     q = ADD if op in "+-" else MUL
     text = f"{_wrap(a, a.prec < q)}{space}{op}{space}{_wrap(b, b.prec <= q)}"
+    slope = a.slope + b.slope
     if op == "+":
         lo, hi = a.lo + b.lo, a.hi + b.hi
     elif op == "-":
@@ -282,10 +326,12 @@ def binary(op: str, a: Expr, b: Expr, space: str = " ") -> Expr:
         if op == "/":
             assert b.lo > 0 or b.hi < 0, "division by an interval containing 0"
             corners = [x / y for x in (a.lo, a.hi) for y in (b.lo, b.hi)]
+            slope = a.slope / b.gap + a.mag * b.slope / b.gap**2
         else:
             corners = [x * y for x in (a.lo, a.hi) for y in (b.lo, b.hi)]
+            slope = a.slope * b.mag + b.slope * a.mag
         lo, hi = min(corners), max(corners)
-    return Expr(text, q, lo, hi, a.variables | b.variables)
+    return Expr(text, q, lo, hi, a.variables | b.variables, slope)
 
 
 def _pow_text(a: Expr, b: Expr, caret: bool) -> str:
@@ -299,6 +345,9 @@ def int_power(a: Expr, n: int, caret: bool = False) -> Expr:
     if n < 0:
         assert lo > 0 or hi < 0
         lo, hi = 1.0 / hi, 1.0 / lo
+        slope = -n * a.slope / a.gap ** (1 - n)
+    else:
+        slope = n * a.slope * a.mag ** (n - 1) if n else 0.0
     m = abs(n)
     if m == 0:
         rng = (1.0, 1.0)
@@ -308,7 +357,7 @@ def int_power(a: Expr, n: int, caret: bool = False) -> Expr:
         rng = (hi**m, lo**m)
     else:
         rng = (0.0, max(-lo, hi) ** m)
-    return Expr(_pow_text(a, b, caret), POW, rng[0], rng[1], a.variables)
+    return Expr(_pow_text(a, b, caret), POW, rng[0], rng[1], a.variables, slope)
 
 
 def real_power(a: Expr, b: Expr, caret: bool = False) -> Expr:
@@ -316,7 +365,11 @@ def real_power(a: Expr, b: Expr, caret: bool = False) -> Expr:
     (b, log a), so its extremes over the box are at the corners."""
     assert a.lo > 0
     corners = [x**y for x in (a.lo, a.hi) for y in (b.lo, b.hi)]
-    return Expr(_pow_text(a, b, caret), POW, min(corners), max(corners), a.variables | b.variables)
+    # d(a**b) = a**b * (b/a da + log(a) db)
+    log_mag = max(abs(math.log(a.lo)), abs(math.log(a.hi)))
+    slope = max(corners) * (b.mag * a.slope / a.lo + log_mag * b.slope)
+    return Expr(_pow_text(a, b, caret), POW, min(corners), max(corners), a.variables | b.variables,
+                slope)
 
 
 # --------------------------------------------------------------------------------------------
@@ -349,10 +402,12 @@ def _space(draw: st.DrawFn, cfg: _Config, default: str) -> str:
     return choose(draw, (default, "", " ")) if cfg.whitespace else default
 
 
-def _cap(draw: st.DrawFn, e: Expr) -> Expr:
-    if e.mag <= MAGNITUDE_CAP:
-        return e
-    return call(choose(draw, _SQUASHERS), e)
+def _cap(draw: st.DrawFn, e: Expr, fallback: Expr) -> Expr:
+    """e, squashed when its values may exceed MAGNITUDE_CAP; `fallback` (an operand, within
+    both caps) when its slope bound exceeds SLOPE_CAP."""
+    if e.mag > MAGNITUDE_CAP:
+        e = call(choose(draw, _SQUASHERS), e)
+    return e if e.slope <= SLOPE_CAP else fallback
 
 
 def _bounded(draw: st.DrawFn, u: Expr, limit: float) -> Expr:
@@ -370,10 +425,10 @@ def _positive(draw: st.DrawFn, cfg: _Config, u: Expr) -> Expr:
     caret = cfg.caret and draw(st.booleans())
     options: list[Callable[[], Expr]] = [
         lambda: binary("+", one, int_power(_bounded(draw, u, 30.0), 2, caret), sp),
-        lambda: call("exp", _bounded(draw, u, 3.0)),
+        lambda: call("exp", _bounded(draw, u, 2.0)),
         lambda: binary("+", two, call("cos", u), sp),
         lambda: binary("+", two, call("sin", u), sp),
-        lambda: call("cosh", _bounded(draw, u, 3.0)),
+        lambda: call("cosh", _bounded(draw, u, 2.0)),
         lambda: binary("+", call("tanh", u), two, sp),
     ]
     if u.lo >= MARGIN:
@@ -433,24 +488,24 @@ def _smooth(draw: st.DrawFn, cfg: _Config, depth: int, budget: list[int]) -> Exp
     if kind == "call":
         name = choose(draw, cfg.functions)
         u = _smooth(draw, cfg, depth - 1, budget)
-        return _cap(draw, call(name, _prepare_argument(draw, cfg, name, u)))
+        return _cap(draw, call(name, _prepare_argument(draw, cfg, name, u)), u)
     if kind == "binary":
         op = choose(draw, "+-*/")
         a = _smooth(draw, cfg, depth - 1, budget)
         b = _smooth(draw, cfg, depth - 1, budget)
         if op == "/":
             b = _nonzero(draw, cfg, b)
-        return _cap(draw, binary(op, a, b, _space(draw, cfg, " " if op in "+-" else "")))
+        return _cap(draw, binary(op, a, b, _space(draw, cfg, " " if op in "+-" else "")), a)
     # pow
     caret = cfg.caret and draw(st.integers(0, 3)) == 0
-    base = _smooth(draw, cfg, depth - 1, budget)
+    raw = base = _smooth(draw, cfg, depth - 1, budget)
     if draw(st.booleans()):  # small integer exponent
         n = choose(draw, (2, 3, 1, 4, -1, -2, -3, 0) if cfg.zero_exponent else (2, 3, 1, 4, -1, -2, -3))
         if n < 0 or base.mag > 5.0:
             base = _bounded(draw, base, 5.0)
         if n < 0:
             base = _nonzero(draw, cfg, base)
-        return _cap(draw, int_power(base, n, caret))
+        return _cap(draw, int_power(base, n, caret), raw)
     # real exponent: positive base, exponent a constant or a bounded expression
     base = _positive(draw, cfg, base if base.mag <= 30 else call("tanh", base))
     if draw(st.booleans()):
@@ -459,7 +514,7 @@ def _smooth(draw: st.DrawFn, cfg: _Config, depth: int, budget: list[int]) -> Exp
             exponent = neg(exponent)
     else:
         exponent = _bounded(draw, _smooth(draw, cfg, depth - 1, budget), 3.0)
-    return _cap(draw, real_power(base, exponent, caret))
+    return _cap(draw, real_power(base, exponent, caret), raw)
 
 
 @functools.cache
