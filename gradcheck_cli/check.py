@@ -18,8 +18,11 @@ from .limits import DEFAULT_LIMITS, Limits
 from .parse import CONSTANT_NAMES, parse
 from .report import Diagnostic, MethodReport, Report
 
-METHODS = ("reverse", "forward", "symbolic", "central")
+METHODS = ("reverse", "forward", "symbolic", "central", "richardson", "complex")
+DEFAULT_METHODS = ("reverse", "forward", "symbolic", "central")
 REFERENCES = ("auto", "exact", *METHODS)
+FINITE_METHODS = {"central": finite.central, "richardson": finite.richardson,
+                  "complex": finite.complex_step}
 
 
 @dataclass(frozen=True)
@@ -27,7 +30,7 @@ class Options:
     """Everything that tunes a check; the CLI's flags map onto these one to one."""
 
     wrt: Sequence[str] | None = None  # default: every variable
-    methods: Sequence[str] = METHODS
+    methods: Sequence[str] = DEFAULT_METHODS  # any of METHODS; "all" for every one
     reference: str = "auto"  # exact when it fits the symbolic budget, else symbolic
     rtol: float | None = None  # None: each method's default (compare.DEFAULT_TOLERANCES)
     atol: float | None = None
@@ -49,6 +52,8 @@ def check(expression: str, point: Mapping[str, float], **options: Any) -> Report
         opts = replace(Options(), **options)
     except TypeError as exc:
         raise GradcheckError("usage", str(exc)) from None
+    if list(opts.methods) == ["all"]:
+        opts = replace(opts, methods=METHODS)
     graph = parse(expression, opts.limits)
     names = _validate_point(graph, point)
     wrt = _validate_wrt(graph, opts.wrt)
@@ -203,12 +208,16 @@ def _run(
         assert sym is not None
         grad = _scalar(sym.gradient) if sym.gradient is not None else None
         return MethodReport(name, grad, note=sym.note)
-    res = finite.central(graph, point, wrt, opts.step, dtype=dtype)
+    if name == "central":
+        res = finite.central(graph, point, wrt, opts.step, dtype=dtype)
+    else:
+        res = FINITE_METHODS[name](graph, point, wrt, dtype=dtype)
     return MethodReport(
         name,
         _scalar(res.gradient) if res.gradient is not None else None,
         note=res.note,
-        step=_scalar(res.step),
+        step=_scalar(res.step) if res.gradient is not None else None,
+        estimate=_scalar(res.estimate) if res.estimate is not None else None,
     )
 
 

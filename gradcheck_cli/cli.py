@@ -19,7 +19,7 @@ from rich.console import Console
 
 from . import checkfile
 from . import junit as junit_xml
-from .check import METHODS, REFERENCES, check
+from .check import DEFAULT_METHODS, METHODS, REFERENCES, check
 from .errors import GradcheckError
 from .limits import DEFAULT_LIMITS, Limits
 from .render import error_json, render_table, to_json, to_markdown
@@ -92,8 +92,8 @@ def _names(text: str | None) -> list[str] | None:
 @click.option("--at", "at", multiple=True, metavar="NAME=VALUE[,...]",
               help="The point: a value for every variable (repeatable).")
 @click.option("--wrt", metavar="NAME[,...]", help="Differentiate with respect to these only.")
-@click.option("--methods", metavar="M[,...]", default=",".join(METHODS), show_default=True,
-              help="Methods to run.")
+@click.option("--methods", metavar="M[,...]", default=",".join(DEFAULT_METHODS), show_default=True,
+              help=f"Methods to run, from {', '.join(METHODS)}; or 'all'.")
 @click.option("--reference", type=click.Choice(REFERENCES), default="auto", show_default=True,
               help="What every method is judged against: the exact derivative (SymPy, 30 digits), "
                    "or one of the methods. auto: exact when it fits the symbolic budget.")

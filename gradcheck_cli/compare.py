@@ -27,7 +27,14 @@ DEFAULT_TOLERANCES: dict[str, tuple[float, float]] = {
     "forward": EXACT_TOLERANCE,
     "symbolic": EXACT_TOLERANCE,
     "central": (1e-6, 1e-7),
+    "richardson": (1e-9, 1e-11),
+    "complex": EXACT_TOLERANCE,
 }
+# A finite difference is judged by its own error estimate, not by a fixed rtol: it passes when
+# |g - r| <= ESTIMATE_FACTOR * estimate + floor, the floor being a few ulps of the reference
+# (plus a tiny absolute term for r = 0). --rtol/--atol, when given, replace this rule.
+ESTIMATE_FACTOR = 4.0
+ESTIMATE_FLOOR_ULPS = 8.0
 # float32 (--dtype float32): eps is 1.2e-7 instead of 2.2e-16, so exact methods agree to
 # about 1e-5 relative and central differences (h = cbrt(eps)·max(1,|x|) = 5e-3) to about 1e-3.
 FLOAT32_TOLERANCES: dict[str, tuple[float, float]] = {
@@ -35,6 +42,8 @@ FLOAT32_TOLERANCES: dict[str, tuple[float, float]] = {
     "forward": (1e-4, 1e-6),
     "symbolic": EXACT_TOLERANCE,  # the oracle stays in float64
     "central": (5e-3, 1e-4),
+    "richardson": (1e-4, 1e-6),
+    "complex": (1e-4, 1e-6),
 }
 REFERENCE_PREFERENCE = ("symbolic", "forward", "reverse", "central")
 
@@ -56,6 +65,15 @@ def judge(g: float, r: float | str, rtol: float, atol: float) -> tuple[float, st
         diff = abs(g - rf)
         error = diff if kind == "absolute" else diff / abs(rf)
     return error, kind, diff <= atol + rtol * abs(rf)
+
+
+def _within_estimate(g: float, r: float, estimate: float, dtype: str) -> bool:
+    if not (math.isfinite(g) and math.isfinite(r)):
+        return g == r
+    eps = 1.2e-7 if dtype == "float32" else 2.2e-16
+    floor = ESTIMATE_FLOOR_ULPS * eps * abs(r) + 1e-300
+    bound = ESTIMATE_FACTOR * estimate if math.isfinite(estimate) else math.inf
+    return abs(g - r) <= bound + floor
 
 
 def judge_interval(
@@ -145,6 +163,9 @@ def compare(
                 error, kind, passed = judge_interval(g, *intervals[v], m.rtol, m.atol)
             else:
                 error, kind, passed = judge(g, ref[v], m.rtol, m.atol)
+                if m.estimate is not None and rtol is None and atol is None:
+                    passed = _within_estimate(g, float(ref[v]), m.estimate[v], dtype)
+                    m.judged_by = "estimate"
             why = straddles.get(m.name, {}).get(v)
             m.error[v], m.error_kind[v] = error, kind
             if not passed and why is not None:

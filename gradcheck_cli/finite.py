@@ -5,24 +5,27 @@ default: the step that balances the O(h²) truncation error against the O(eps/h)
 error. The shifted points are rounded to floats first and the divisor is their actual distance,
 so the step the formula uses is exactly the step the arithmetic used.
 
-Two more value-only methods, and an error estimate for each (`FiniteResult.estimate`: a bound
-on the absolute error per variable that the method works out about itself):
-- `central`: truncation |f'''| h²/6, with f''' from central differences at h and 2h, plus
-  rounding (eps (|f(x+h)| + |f(x-h)|) + the measured noise of evaluating f) / 2h.
+Two more methods, and an error estimate for each (`FiniteResult.estimate`: the absolute error
+per variable that the method expects of itself, meant as a bound):
+- `central`: truncation |f'''| h²/6, with f''' from central differences at 2h and h/2, plus
+  rounding (eps (|f(x+h)| + |f(x-h)|) + the evaluation errors of f at x ± h) / 2h.
 - `richardson`: central differences at steps h0, h0/2, h0/4, ... (h0 = 0.1 max(1, |x|)) and a
   Neville tableau that eliminates h², h⁴, ...; the entry with the smallest estimate wins, the
   estimate being how far it moved from its neighbours plus its propagated rounding.
-- `complex_step`: Im f(x + ih) / h with h = eps² max(1, |x|): no subtraction, so no
-  cancellation, and exact to rounding for an analytic formula. It refuses a formula whose
-  x-dependent part has a non-analytic primitive (`Rule.smooth` is False) or sits on a branch
-  point (sqrt(0), asin(±1), a negative base to a power that depends on x).
+- `complex_step`: Im f(x + ih) / h with h = eps² |x|: no subtraction, so no cancellation, and
+  exact to rounding for an analytic formula. It refuses a formula whose x-dependent part has a
+  non-analytic primitive (`Rule.smooth` is False) or sits on a branch point (sqrt(0),
+  asin(±1), a negative base to a power that depends on x).
+The evaluation error of f (and of its complex step) is modelled by re-evaluating the graph with
+every operation's result moved by ±eps relative (`_rounding_response`): values only, so the
+methods stay independent of the rule table's partial derivatives.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 
@@ -82,3 +85,412 @@ def central(
         steps[name] = ((xp - xm) / 2).astype(dtype)
         estimate[name] = _central_estimate(graph, point, name, h, (xp, xm), fs, dtype)
     return FiniteResult(grad, steps, estimate=estimate)
+
+
+# --------------------------------------------------------------------------------------------
+# Rounding: how f, or its complex step, responds to every operation rounding its result
+# --------------------------------------------------------------------------------------------
+
+PERTURBATION = 1024  # emulated rounding, in eps: far above f's own rounding, still linear
+
+
+def _full_shape(point: Mapping[str, np.ndarray]) -> tuple[int, ...]:
+    return tuple(np.broadcast_shapes(*(np.shape(v) for v in point.values()))) if point else ()
+
+
+def _finite_rows(f: np.ndarray) -> np.ndarray:
+    """For each leading index k, whether f[k] is finite at every element of the point."""
+    return np.isfinite(f).reshape(len(f), -1).all(axis=1)
+
+
+def _evaluate_at(
+    graph: Graph,
+    point: Mapping[str, np.ndarray],
+    name: str,
+    xs: np.ndarray,
+    dtype: type,
+    dep: Sequence[bool] | None = None,
+    signs: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[np.ndarray | None, str | None]:
+    """(f, None) with the variable `name` at xs, the other variables as in `point`.
+
+    With `dep` (graph.depends_on([name])) xs is complex, and the nodes that depend on it are
+    evaluated in complex arithmetic, by `Rule.complex_value` where the real implementation is
+    not complex-capable; (None, why) if a primitive cannot be. With `signs` (two arrays of shape
+    (trials, nodes): real parts, imaginary parts), every rounded value — each operation's
+    result, each constant a float cannot hold — is moved by ±PERTURBATION eps relative, one
+    trial per row, along a new leading axis."""
+    lead = (-1,) + (1,) * np.ndim(xs)
+    size = PERTURBATION * float(np.finfo(dtype).eps)
+    out: list[np.ndarray] = [None] * len(graph.nodes)  # type: ignore[list-item]
+    with np.errstate(all="ignore"):
+        for i, node in enumerate(graph.nodes):
+            rounded, ulps = True, 1.0
+            if node.op == "var":
+                v = xs if node.name == name else np.asarray(point[node.name], dtype=dtype)
+                rounded = False
+            elif node.op == "const":
+                v = np.asarray(node.constant_value(), dtype=dtype)
+                rounded = node.name is not None or node.exact != Fraction(float(v))
+            else:
+                rule = RULES[node.op]
+                in_complex = dep is not None and dep[i]
+                fn = (rule.complex_value or rule.value) if in_complex else rule.value
+                try:
+                    v = np.asarray(fn(*(out[a] for a in node.args)))
+                except (TypeError, ValueError):
+                    v = None
+                if v is None or (in_complex and v.dtype.kind != "c"):
+                    return None, f"complex step cannot evaluate {node.op} in complex arithmetic"
+                if in_complex and node.op == "pow":
+                    # complex u**v is exp(v log u), off by about |v log |u|| eps, not eps
+                    a, b = (np.real(out[j]).astype(np.float64) for j in node.args)
+                    ulps = np.maximum(1.0, np.abs(b * np.log(np.where(a == 0, 1.0, np.abs(a)))))
+            if signs is not None and rounded:
+                re = (1 + size * ulps * signs[0][:, i].reshape(lead)).astype(dtype)
+                if v.dtype.kind == "c":
+                    im = (1 + size * ulps * signs[1][:, i].reshape(lead)).astype(dtype)
+                    v = v.real * re + 1j * (v.imag * im)
+                else:
+                    v = v * re
+            out[i] = v
+    f = out[graph.output]
+    if signs is not None:  # the trial axis, even where nothing was rounded (f = x)
+        f = np.broadcast_to(f, np.broadcast_shapes(np.shape(f), (len(signs[0]),) + (1,) * np.ndim(xs)))
+    return f, None
+
+
+def _sign_patterns(sources: int) -> np.ndarray:
+    """±1 patterns, one row per trial: row t < bits is bit t of the source's index, the last row
+    all +1. Any two sources have equal signs in one trial and opposite signs in another, so two
+    rounding errors that cancel in one trial add up in another."""
+    bits = max(1, (sources - 1).bit_length())
+    index = np.arange(sources)
+    rows = [1.0 - 2.0 * ((index >> t) & 1) for t in range(bits)]
+    return np.array([*rows, np.ones(sources)])
+
+
+def _rounding_response(
+    graph: Graph, point: Mapping[str, np.ndarray], name: str, xs: np.ndarray, f: np.ndarray,
+    dtype: type,
+) -> np.ndarray:
+    """How far f at xs moves when every operation's result is off by eps relative, the largest
+    over the sign patterns: a model of f's rounding error that, unlike a few ulps of |f|, sees
+    cancellation (1 - cos(x) near 0 is accurate to eps absolute, not eps relative). Values only:
+    no derivative of any primitive is used."""
+    signs = _sign_patterns(len(graph.nodes))
+    moved, _ = _evaluate_at(graph, point, name, xs, dtype, signs=(signs, signs))
+    assert moved is not None  # real arithmetic never refuses
+    with np.errstate(all="ignore"):
+        dev = np.abs(moved.astype(np.float64) - np.asarray(f, dtype=np.float64)).max(axis=0)
+    return np.where(np.isfinite(dev), dev, np.inf) / PERTURBATION
+
+
+def _rounding(
+    fp: np.ndarray, fm: np.ndarray, width: np.ndarray, response: np.ndarray, eps: float
+) -> np.ndarray:
+    """Rounding error of (f(x+h) - f(x-h)) / width: each stored value within eps/2 of what was
+    computed (the eps (|f(x+h)| + |f(x-h)|) / 2h term), plus the evaluation errors at the two
+    points, each bounded by its rounding response: `response` = [at x+h, at x-h]."""
+    return (eps * (np.abs(fp) + np.abs(fm)) + response[0] + response[1]) / np.abs(width)
+
+
+def _central_estimate(
+    graph: Graph,
+    point: Mapping[str, np.ndarray],
+    name: str,
+    h: np.ndarray,
+    shifted: tuple[np.ndarray, np.ndarray],
+    fs: Sequence[np.ndarray],
+    dtype: type,
+) -> np.ndarray:
+    """Truncation plus rounding error of the central difference at the points `shifted`."""
+    eps = float(np.finfo(dtype).eps)
+    shape = np.broadcast_shapes(np.shape(fs[0]), np.shape(fs[1]), np.shape(shifted[0]))
+    pts = np.stack([np.broadcast_to(np.asarray(v, dtype=dtype), shape) for v in shifted])
+    f1 = np.stack([np.broadcast_to(np.asarray(v, dtype=dtype), shape) for v in fs])
+    x = np.broadcast_to(np.asarray(point.get(name, 0.0), dtype=dtype), shape)
+    with np.errstate(all="ignore"):
+        width = pts[0].astype(np.float64) - pts[1].astype(np.float64)
+        d1 = (f1[0].astype(np.float64) - f1[1].astype(np.float64)) / width
+        # Truncation: D(h) = f' + f''' h²/6 + O(h⁴). f''' needs four values of f and the two we
+        # have give none, so two more, at x ± 2h: D(2h) - D(h) = f''' (4h² - h²)/6, and the
+        # truncation of D(h) is |D(2h) - D(h)| h² / (4h² - h²) — with the actual half-widths,
+        # which rounding the points makes slightly unequal. Two more, at x ± h/2, say the same
+        # through D(h/2) when h is small enough for D(h) = f' + f''' h²/6 to hold; the larger of
+        # the two is kept, because when it does not (h far longer than the scale on which f
+        # changes, sin(x) at x = 1e6) D(2h) alone can agree with D(h) by chance. Where f is not
+        # finite at x ± 2h (its domain ends between h and 2h), x ± h/2, inside the interval
+        # already used, are still there.
+        trunc = np.full(shape, -np.inf)
+        for factor in (2.0, 0.5):
+            hh = factor * np.asarray(h, dtype=np.float64)
+            pts2 = np.stack([(x + hh).astype(dtype), (x - hh).astype(dtype)])
+            f2, _ = _evaluate_at(graph, point, name, pts2, dtype)
+            f2 = np.broadcast_to(f2, pts2.shape).astype(np.float64)
+            if _finite_rows(f2).all():
+                w2 = pts2[0].astype(np.float64) - pts2[1].astype(np.float64)
+                d2 = (f2[0] - f2[1]) / w2
+                trunc = np.maximum(trunc, np.abs(d2 - d1) * width**2 / np.abs(w2**2 - width**2))
+        trunc = np.where(trunc == -np.inf, np.inf, trunc)
+        response = _rounding_response(graph, point, name, pts, f1, dtype)
+        return np.asarray(trunc + _rounding(f1[0], f1[1], width, response, eps), dtype=np.float64)
+
+
+def _not_finite_note(
+    graph: Graph, point: Mapping[str, np.ndarray], name: str, shifted: np.ndarray, sign: str,
+    dtype: type,
+) -> str | None:
+    values = evaluate(graph, {**point, name: shifted}, dtype)
+    trouble = output_trouble(graph, values)
+    if trouble is None:
+        return None
+    return (f"f is not finite at {name}{sign}h ({name} = {float(np.ravel(shifted)[0]):.17g}): "
+            + describe_trouble(graph, trouble))
+
+
+# --------------------------------------------------------------------------------------------
+# Richardson extrapolation of central differences
+# --------------------------------------------------------------------------------------------
+
+RICHARDSON_FIRST_STEP = 0.1  # h0 = 0.1 max(1, |x|): rounding in D(h0) is only ~eps |f| / h0
+# h0 / 2**k for k < 32, down to 5e-11 max(1, |x|): far past where rounding takes over when f
+# changes on the scale max(1, |x|), and still reaching the scale where it changes when that is
+# much shorter (sin(x) at x = 1e6 changes on the scale 1, where h0 = 1e5).
+RICHARDSON_CANDIDATES = 32
+RICHARDSON_DEPTH = 6  # eliminate h², h⁴, ..., h¹²
+
+
+def richardson(
+    graph: Graph,
+    point: Mapping[str, np.ndarray],
+    wrt: Sequence[str],
+    dtype: type = np.float64,
+) -> FiniteResult:
+    """∂f/∂x_i by Richardson extrapolation of central differences (see the module docstring).
+
+    Large steps keep rounding small (eps/h), extrapolation removes what they cost in truncation.
+    Where f is not finite at the large steps (log(x) at x = 0.05 and h0 = 0.1), the tableau
+    starts at the largest step where it is; only if f is not finite even at the smallest
+    candidate step is the result None, with the same note as `central`. Steps far too large
+    for f (h ≫ the scale on which f changes) give differences that disagree wildly, so their
+    entries' estimates are large and they are not chosen."""
+    grad: dict[str, np.ndarray] = {}
+    steps: dict[str, np.ndarray] = {}
+    estimate: dict[str, np.ndarray] = {}
+    shape = _full_shape(point)
+    eps = float(np.finfo(dtype).eps)
+    for name in wrt:
+        x = np.broadcast_to(np.asarray(point.get(name, 0.0), dtype=dtype), shape)
+        if name not in graph.var_nodes:  # f does not depend on it
+            grad[name] = np.zeros(shape, dtype=dtype)
+            steps[name] = np.zeros(shape, dtype=dtype)
+            estimate[name] = np.zeros(shape)
+            continue
+        k = np.arange(RICHARDSON_CANDIDATES, dtype=np.float64).reshape((-1,) + (1,) * len(shape))
+        nominal = RICHARDSON_FIRST_STEP * np.maximum(1.0, np.abs(x.astype(np.float64))) * 0.5**k
+        with np.errstate(all="ignore"):
+            xs = np.concatenate([(x + nominal).astype(dtype), (x - nominal).astype(dtype)])
+            f, _ = _evaluate_at(graph, point, name, xs, dtype)
+            f = np.broadcast_to(f, xs.shape)
+        xp, xm = xs[:RICHARDSON_CANDIDATES], xs[RICHARDSON_CANDIDATES:]
+        fp, fm = f[:RICHARDSON_CANDIDATES], f[RICHARDSON_CANDIDATES:]
+        ok = _finite_rows(fp) & _finite_rows(fm)
+        if not ok[-1]:
+            note = (_not_finite_note(graph, point, name, xp[-1], "+", dtype)
+                    or _not_finite_note(graph, point, name, xm[-1], "-", dtype))
+            return FiniteResult(None, steps, note)
+        first = RICHARDSON_CANDIDATES - int(np.argmin(ok[::-1])) if not ok.all() else 0
+        rows = np.arange(first, RICHARDSON_CANDIDATES)
+        used = np.concatenate([rows, rows + RICHARDSON_CANDIDATES])
+        response = _rounding_response(graph, point, name, xs[used], f[used], dtype)
+        fp, fm = fp[rows].astype(np.float64), fm[rows].astype(np.float64)
+        with np.errstate(all="ignore"):
+            width = xp[rows].astype(np.float64) - xm[rows].astype(np.float64)
+            d = (fp - fm) / width
+            noise = _rounding(fp, fm, width, response.reshape((2, len(rows)) + shape), eps)
+            value, half_width, err = _extrapolate(d, (width / 2) ** 2, noise)
+        grad[name] = value.astype(dtype)
+        steps[name] = half_width.astype(dtype)
+        estimate[name] = err
+    return FiniteResult(grad, steps, estimate=estimate)
+
+
+def _extrapolate(
+    d: np.ndarray, t: np.ndarray, noise: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Neville's tableau in t = h² over the rows d[k] = D(h_k): column j eliminates t, ..., t^j,
+    R[k, j] = R[k, j-1] + (R[k, j-1] - R[k-1, j-1]) t_k / (t_{k-j} - t_k).
+
+    Each entry's error estimate is how far it moved from its neighbours, max(|R[k, j] -
+    R[k, j-1]|, |R[k, j] - R[k-1, j]|) — in the converging regime each difference is the error
+    of the less accurate neighbour, so an overestimate — plus its rounding, propagated through
+    the same weights. Entries lacking either neighbour are not candidates: one difference can
+    vanish by chance. In column 0, |D_k - D_{k-1}| t_k / (t_{k-1} - t_k) is the truncation
+    estimate of D_k, as in `central`. Returns (value, step, estimate) of the best entry."""
+    rows = len(d)
+    best = d[-1].copy()
+    best_step = np.sqrt(t[-1])
+    best_err = np.full(np.shape(best), np.inf)
+    prev, prev_noise = d, noise
+    for j in range(min(RICHARDSON_DEPTH, rows - 2) + 1):
+        if j == 0:
+            r, n = d, noise
+            err = np.full(d.shape, np.inf)
+            err[1:] = np.abs(d[1:] - d[:-1]) * t[1:] / (t[:-1] - t[1:]) + noise[1:]
+        else:
+            w = t[j:] / (t[:-j] - t[j:])
+            r = np.full(d.shape, np.nan)
+            n = np.full(d.shape, np.inf)
+            r[j:] = prev[j:] + w * (prev[j:] - prev[j - 1:-1])
+            n[j:] = (1.0 + w) * prev_noise[j:] + w * prev_noise[j - 1:-1]
+            err = np.full(d.shape, np.inf)
+            moved = np.maximum(np.abs(r[j + 1:] - prev[j + 1:]), np.abs(r[j + 1:] - r[j:-1]))
+            err[j + 1:] = moved + n[j + 1:]
+        for k in range(rows):
+            better = err[k] < best_err
+            best = np.where(better, r[k], best)
+            best_step = np.where(better, np.sqrt(t[k]), best_step)
+            best_err = np.where(better, err[k], best_err)
+        prev, prev_noise = r, n
+    return best, best_step, best_err
+
+
+# --------------------------------------------------------------------------------------------
+# Complex step
+# --------------------------------------------------------------------------------------------
+
+
+def complex_step(
+    graph: Graph,
+    point: Mapping[str, np.ndarray],
+    wrt: Sequence[str],
+    dtype: type = np.float64,
+) -> FiniteResult:
+    """∂f/∂x_i = Im f(x + i h e_i) / h, with f evaluated in complex arithmetic.
+
+    f(x + ih) = f(x) + ih f'(x) - h² f''(x)/2 - ih³ f'''(x)/6 + ..., so the imaginary part is
+    h f'(x) up to a relative (h/L)², L the scale on which f changes — and no difference of
+    nearly equal numbers is ever formed, so h can be tiny; x + ih keeps h apart from x however
+    small it is. h = eps² |x| (eps² if x = 0, never below the smallest normal float): L is at
+    least |x| near a singularity at 0 (log(x) at x = 1e-20) and at least about eps |x| near any
+    other, so (h/L)² is at most eps², nothing in floating point. Much smaller (the often-quoted
+    1e-200) gains nothing and costs range: every imaginary part is h times a derivative, and
+    h = 1e-200 makes any derivative below ~1e-108 underflow (sigmoid'(-300)), where h = eps² |x|
+    keeps them down to ~1e-277 / |x|. What underflow does lose is in the estimate, as tiny/h.
+
+    Needs f analytic where it is evaluated: refused, with a note, when a primitive that depends
+    on x_i is not analytic (its rule is not smooth) or cannot run on complex numbers, or when x
+    sits exactly on a branch point of one (sqrt at 0, asin/acos at ±1, a negative base to a
+    power that depends on x_i): there the complex value is not the real derivative."""
+    grad: dict[str, np.ndarray] = {}
+    steps: dict[str, np.ndarray] = {}
+    estimate: dict[str, np.ndarray] = {}
+    for name in wrt:  # refuse before evaluating anything
+        if name in graph.var_nodes:
+            why = _not_analytic(graph, graph.depends_on([name]))
+            if why is not None:
+                return FiniteResult(None, steps, why)
+    values = evaluate(graph, point, dtype)
+    trouble = output_trouble(graph, values)
+    if trouble is not None:
+        return FiniteResult(None, steps, "f is not finite at this point: " + describe_trouble(graph, trouble))
+    eps = float(np.finfo(dtype).eps)
+    tiny = float(np.finfo(dtype).tiny)
+    shape = _full_shape(point)
+    for name in wrt:
+        x = np.broadcast_to(np.asarray(point.get(name, 0.0), dtype=dtype), shape)
+        ax = np.abs(x.astype(np.float64))
+        h = np.where(ax > 0, np.maximum(eps * eps * ax, tiny), eps * eps).astype(dtype)
+        if name not in graph.var_nodes:  # f does not depend on it
+            grad[name] = np.zeros(shape, dtype=dtype)
+            steps[name] = h
+            estimate[name] = np.zeros(shape)
+            continue
+        dep = graph.depends_on([name])
+        why = _branch_point(graph, values, dep)
+        if why is not None:
+            return FiniteResult(None, steps, why)
+        z = x + 1j * h
+        out, why = _evaluate_at(graph, point, name, z, dtype, dep)
+        if out is None:
+            return FiniteResult(None, steps, why)
+        if not np.all(np.isfinite(out)):
+            trouble = first_trouble(graph, values)
+            where = f" ({describe_trouble(graph, trouble)})" if trouble is not None else ""
+            return FiniteResult(None, steps, f"f is not finite in complex arithmetic at {name} + ih{where}")
+        with np.errstate(all="ignore"):
+            g = (out.imag / h).astype(dtype)
+        grad[name] = g
+        steps[name] = h
+        estimate[name] = _complex_estimate(graph, point, dep, name, z, h, g, dtype)
+    return FiniteResult(grad, steps, estimate=estimate)
+
+
+def _not_analytic(graph: Graph, dep: Sequence[bool]) -> str | None:
+    for i, node in enumerate(graph.nodes):
+        if dep[i] and node.op in RULES and not RULES[node.op].smooth:
+            return f"complex step needs an analytic formula; {node.op} is not analytic"
+    return None
+
+
+def _branch_point(graph: Graph, values: Sequence[np.ndarray], dep: Sequence[bool]) -> str | None:
+    """Where x sits exactly on a branch point of a primitive, the principal complex branch
+    does not continue the real function: sqrt(0 + ih) = (1 + i) sqrt(h/2), a large finite
+    'derivative' where the real one is infinite (and |x| = sqrt(x**2) would get slope 1)."""
+    from .explain import node_texts
+
+    for i, node in enumerate(graph.nodes):
+        if not dep[i] or not node.args:
+            continue
+        a = values[node.args[0]]
+        what = None
+        if node.op == "sqrt" and np.any(a == 0):
+            what = "sqrt is not analytic at 0"
+        elif node.op in ("asin", "acos") and np.any(np.abs(a) == 1):
+            what = f"{node.op} is not analytic at ±1"
+        elif node.op == "pow":
+            b = values[node.args[1]]
+            if dep[node.args[1]] and np.any(a < 0):
+                what = "a negative base to a power that depends on the variable is not analytic"
+            elif dep[node.args[0]] and np.any((a == 0) & (b != np.round(b))):
+                what = "u**v with a fractional v is not analytic at u = 0"
+        if what is not None:
+            return f"complex step needs an analytic formula; {what} (in {node_texts(graph, upto=i)[i]})"
+    return None
+
+
+
+def _complex_estimate(
+    graph: Graph,
+    point: Mapping[str, np.ndarray],
+    dep: Sequence[bool],
+    name: str,
+    z: np.ndarray,
+    h: np.ndarray,
+    g: np.ndarray,
+    dtype: type,
+) -> np.ndarray:
+    """Error of Im f(x + ih)/h. Rounding: how far it moves when every operation's result is off
+    by eps relative in its real and in its imaginary part (independently), the largest over the
+    sign patterns of `_sign_patterns`, plus the final rounding eps |f'|. This sees tangents that
+    cancel (x**3 - 2*x where 3x² is near 2) and a rounded argument moving a steep derivative
+    (sin(20*x) at fl(20 x)), which a count of operations would not. Underflow: tiny/h, what an
+    imaginary part that underflowed can have lost (sigmoid'(-700) = 1e-304 is h f' = 3e-333).
+    Truncation: |g(2h) - g(h)|/3 for the relative (h/L)² term; almost always exactly 0, but not
+    where f' = 0 and f''' is not (x**3 at 0 gives -h²)."""
+    eps = float(np.finfo(dtype).eps)
+    tiny = float(np.finfo(dtype).tiny)
+    h64 = np.asarray(h, dtype=np.float64)
+    g64 = np.asarray(g, dtype=np.float64)
+    n = len(graph.nodes)
+    signs = _sign_patterns(2 * n)
+    moved, _ = _evaluate_at(graph, point, name, z, dtype, dep, (signs[:, :n], signs[:, n:]))
+    doubled, _ = _evaluate_at(graph, point, name, z.real + 2j * h, dtype, dep)
+    if moved is None or doubled is None:
+        return np.full(np.shape(g64), np.inf)
+    with np.errstate(all="ignore"):
+        dev = np.abs(moved.imag.astype(np.float64) / h64 - g64).max(axis=0)
+        trunc = np.abs(doubled.imag.astype(np.float64) / (2 * h64) - g64) / 3
+        total = dev / PERTURBATION + eps * np.abs(g64) + tiny / h64 + trunc
+    return np.asarray(np.where(np.isnan(total), np.inf, total), dtype=np.float64)

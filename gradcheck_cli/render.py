@@ -14,6 +14,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from .compare import ESTIMATE_FACTOR
 from .errors import GradcheckError
 from .report import MethodReport, Report
 
@@ -101,6 +102,12 @@ def _exact_cell(report: Report, v: str, digits: int) -> Text:
     return Text(exact_text(report.exact[v], digits))
 
 
+def _tolerance_text(m: MethodReport) -> str:
+    if m.judged_by == "estimate":
+        return f"{m.name} within {ESTIMATE_FACTOR:g}× its own error estimate"
+    return f"{m.name} rtol={m.rtol:g} atol={m.atol:g}"
+
+
 def render_table(report: Report, digits: int = 10) -> RenderableType:
     title = Text("gradcheck ", style="bold")
     title.append(report.expression)
@@ -129,8 +136,7 @@ def render_table(report: Report, digits: int = 10) -> RenderableType:
         "error = |value - reference| / |reference|, or absolute (abs) where the reference is 0",
         style="dim",
     ))
-    tol = "; ".join(f"{m.name} rtol={m.rtol:g} atol={m.atol:g}" for m in report.methods
-                    if m.name != report.reference)
+    tol = "; ".join(_tolerance_text(m) for m in report.methods if m.name != report.reference)
     if tol:
         lines.append(Text(f"tolerances: {tol}", style="dim"))
     for m in report.methods:
@@ -174,6 +180,9 @@ def report_dict(report: Report) -> dict[str, Any]:
         }
         if m.step is not None:
             entry["step"] = _numbers(m.step)
+        if m.estimate is not None:
+            entry["estimate"] = _numbers(m.estimate)
+        entry["judged_by"] = m.judged_by
         if m.unreliable:
             entry["unreliable"] = m.unreliable
         if m.note is not None:

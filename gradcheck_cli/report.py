@@ -22,6 +22,8 @@ class MethodReport:
     gradient: dict[str, float] | None
     note: str | None = None  # why the method could not run
     step: dict[str, float] | None = None  # finite differences: the step used per variable
+    estimate: dict[str, float] | None = None  # finite differences: own absolute-error estimate
+    judged_by: str = "tolerance"  # "tolerance" (rtol/atol) or "estimate" (its own estimate)
     error: dict[str, float] | None = None  # relative error, or absolute where the reference is 0
     error_kind: dict[str, str] | None = None  # per variable: relative, absolute or interval
     passed: dict[str, bool | None] | None = None  # per variable; None: unreliable, not judged
