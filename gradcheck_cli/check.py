@@ -216,7 +216,7 @@ def _run(
         name,
         _scalar(res.gradient) if res.gradient is not None else None,
         note=res.note,
-        step=_scalar(res.step) if res.gradient is not None else None,
+        step=_scalar(res.step),
         estimate=_scalar(res.estimate) if res.estimate is not None else None,
     )
 

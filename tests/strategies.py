@@ -387,6 +387,7 @@ class _Config:
     whitespace: bool
     redundant_parens: bool
     radius: float
+    max_slope: float
 
 
 _SQUASHERS = ("tanh", "atan", "erf", "sin")
@@ -402,12 +403,12 @@ def _space(draw: st.DrawFn, cfg: _Config, default: str) -> str:
     return choose(draw, (default, "", " ")) if cfg.whitespace else default
 
 
-def _cap(draw: st.DrawFn, e: Expr, fallback: Expr) -> Expr:
+def _cap(draw: st.DrawFn, cfg: _Config, e: Expr, fallback: Expr) -> Expr:
     """e, squashed when its values may exceed MAGNITUDE_CAP; `fallback` (an operand, within
-    both caps) when its slope bound exceeds SLOPE_CAP."""
+    both caps) when its slope bound exceeds the configured maximum."""
     if e.mag > MAGNITUDE_CAP:
         e = call(choose(draw, _SQUASHERS), e)
-    return e if e.slope <= SLOPE_CAP else fallback
+    return e if e.slope <= cfg.max_slope else fallback
 
 
 def _bounded(draw: st.DrawFn, u: Expr, limit: float) -> Expr:
@@ -488,14 +489,14 @@ def _smooth(draw: st.DrawFn, cfg: _Config, depth: int, budget: list[int]) -> Exp
     if kind == "call":
         name = choose(draw, cfg.functions)
         u = _smooth(draw, cfg, depth - 1, budget)
-        return _cap(draw, call(name, _prepare_argument(draw, cfg, name, u)), u)
+        return _cap(draw, cfg, call(name, _prepare_argument(draw, cfg, name, u)), u)
     if kind == "binary":
         op = choose(draw, "+-*/")
         a = _smooth(draw, cfg, depth - 1, budget)
         b = _smooth(draw, cfg, depth - 1, budget)
         if op == "/":
             b = _nonzero(draw, cfg, b)
-        return _cap(draw, binary(op, a, b, _space(draw, cfg, " " if op in "+-" else "")), a)
+        return _cap(draw, cfg, binary(op, a, b, _space(draw, cfg, " " if op in "+-" else "")), a)
     # pow
     caret = cfg.caret and draw(st.integers(0, 3)) == 0
     raw = base = _smooth(draw, cfg, depth - 1, budget)
@@ -505,7 +506,7 @@ def _smooth(draw: st.DrawFn, cfg: _Config, depth: int, budget: list[int]) -> Exp
             base = _bounded(draw, base, 5.0)
         if n < 0:
             base = _nonzero(draw, cfg, base)
-        return _cap(draw, int_power(base, n, caret), raw)
+        return _cap(draw, cfg, int_power(base, n, caret), raw)
     # real exponent: positive base, exponent a constant or a bounded expression
     base = _positive(draw, cfg, base if base.mag <= 30 else call("tanh", base))
     if draw(st.booleans()):
@@ -514,7 +515,7 @@ def _smooth(draw: st.DrawFn, cfg: _Config, depth: int, budget: list[int]) -> Exp
             exponent = neg(exponent)
     else:
         exponent = _bounded(draw, _smooth(draw, cfg, depth - 1, budget), 3.0)
-    return _cap(draw, real_power(base, exponent, caret), raw)
+    return _cap(draw, cfg, real_power(base, exponent, caret), raw)
 
 
 @functools.cache
@@ -536,6 +537,7 @@ def smooth_formulas(
     caret: bool = True,
     whitespace: bool = True,
     redundant_parens: bool = True,
+    max_slope: float = SLOPE_CAP,
 ) -> tuple[str, dict[str, float]]:
     """A smooth formula and a point inside every primitive's domain: (text, {name: value}).
 
@@ -546,10 +548,12 @@ def smooth_formulas(
     wrapper such as ``log(1 + u**2)``); `max_nodes` bounds how many composite steps are drawn.
     Constants include long decimals (more digits than a float holds) when `long_constants`.
     Every variable of the formula gets a value in [-radius, radius]; the formula uses at
-    least one variable. See the module docstring for how domains are guaranteed.
+    least one variable. `max_slope` bounds sum_v |df/dv| on the point box (a bound computed by
+    interval arithmetic, so actual slopes are usually far smaller). See the module docstring
+    for how domains and magnitudes are guaranteed.
     """
     cfg = _Config(tuple(variables), tuple(functions), long_constants, zero_exponent, caret,
-                  whitespace, redundant_parens, radius)
+                  whitespace, redundant_parens, radius, max_slope)
     e = _smooth(draw, cfg, max_depth, [max_nodes])
     if not e.variables:
         v = var(choose(draw, cfg.variables), radius + BOX_MARGIN)
@@ -723,7 +727,7 @@ def points(
 
 __all__ = [
     "ADD", "ATOM", "BOX_MARGIN", "CONSTANT_NAMES", "CONTROL", "Expr", "FUNCTION_ARITY",
-    "GRAMMAR_TOKENS", "LOOKALIKES", "MAGNITUDE_CAP", "MARGIN", "MUL", "POINT_RADIUS", "POW",
+    "GRAMMAR_TOKENS", "LOOKALIKES", "MAGNITUDE_CAP", "MARGIN", "SLOPE_CAP", "MUL", "POINT_RADIUS", "POW",
     "SMOOTH_FUNCTIONS", "UNARY", "VARIABLES", "any_text", "binary", "call", "const", "int_power",
     "near_valid_formulas", "neg", "number_value", "numbers", "paren", "points", "real_power",
     "smooth_formulas", "valid_formulas", "var",

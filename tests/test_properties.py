@@ -19,7 +19,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 import sympy as sp  # imported up front: the forked symbolic worker then starts with it loaded
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from strategies import (
     any_text,
@@ -137,7 +137,7 @@ def central_bound(
 SMOOTH = smooth_formulas(zero_exponent=not EXCLUDE_KNOWN_BUGS)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(SMOOTH)
 def test_reverse_forward_and_central_agree(case: tuple[str, dict[str, float]]) -> None:
     """The cheap methods, called directly, on many formulas (no SymPy)."""
@@ -157,25 +157,38 @@ def test_reverse_forward_and_central_agree(case: tuple[str, dict[str, float]]) -
         assert abs(c - r) <= bound, (v, c, r, bound)
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(SMOOTH)
 def test_check_methods_agree_and_report_ok(case: tuple[str, dict[str, float]]) -> None:
-    """All four methods through `check` (SymPy included), and its verdict."""
+    """All four methods through `check` (SymPy included), and its verdict.
+
+    check() judges central differences with a fixed tolerance (rtol 1e-6, atol 1e-7), which
+    their truncation error h**2/6 * |third derivative| exceeds on formulas that bend fast
+    (gelu(sin(-x**4)) at x = 2.49: f' = 0.39, f''' ~ 2e5). So `report.ok` must hold whenever
+    the error model puts central differences within check's tolerance (the usual case);
+    otherwise only the central column may fail."""
     text, point = case
     report = check(text, point)
     graph = parse(text)
     scales = derivative_scales(graph, evaluate(graph, _arrays(point)))
     grads = {name: report.method(name).gradient for name in ("reverse", "forward", "symbolic", "central")}
     assert all(g is not None for g in grads.values()), [(m.name, m.note) for m in report.methods]
+    central = report.method("central")
+    central_predictably_ok = True
     for v in graph.variables:
         exact = [grads[name][v] for name in ("reverse", "forward", "symbolic")]
         for a in exact:
             for b in exact:
                 assert abs(a - b) <= exact_tolerance(a, b, scales[v]), (v, exact)
-        step = report.method("central").step[v]
-        bound = central_bound(graph, point, v, step, exact[0], scales[v])
+        bound = central_bound(graph, point, v, central.step[v], exact[0], scales[v])
         assert abs(grads["central"][v] - exact[0]) <= bound, (v, grads["central"][v], exact[0], bound)
-    assert report.ok, (report.diagnostics, [(m.name, m.error) for m in report.methods])
+        if bound > central.atol + central.rtol * abs(exact[0]):
+            central_predictably_ok = False
+    if central_predictably_ok:
+        assert report.ok, (report.diagnostics, [(m.name, m.error) for m in report.methods])
+    else:
+        failed = [m.name for m in report.methods if not m.ok]
+        assert failed in ([], ["central"]), (failed, report.diagnostics)
 
 
 # --------------------------------------------------------------------------------------------
@@ -183,8 +196,8 @@ def test_check_methods_agree_and_report_ok(case: tuple[str, dict[str, float]]) -
 # --------------------------------------------------------------------------------------------
 
 
-@settings(max_examples=12, deadline=None)
-@given(smooth_formulas(max_depth=3, max_nodes=10, zero_exponent=not EXCLUDE_KNOWN_BUGS))
+@settings(max_examples=30, deadline=None)
+@given(SMOOTH)
 def test_reverse_matches_30_digit_reference(case: tuple[str, dict[str, float]]) -> None:
     text, point = case
     graph = parse(text)
@@ -273,19 +286,24 @@ def test_valid_formulas_parse(text: str) -> None:
         assert exc.kind in ("limit", "bad-number"), (exc.kind, exc.message)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(st.data())
 def test_check_gives_report_or_gradcheck_error(data: st.DataObject) -> None:
     text = data.draw(st.one_of(valid_formulas(), near_valid_formulas(), any_text()), label="text")
     graph = assert_parses_or_gradcheck_error(text)
     if graph is None:
+        event("text does not parse")
         return
     point = data.draw(points(graph.variables, huge_integers=not EXCLUDE_KNOWN_BUGS), label="point")
     try:
+        # A short SymPy budget: the property is about what check() raises, and the budget's
+        # own way out (a note, not an exception) is part of it.
         report = check(text, point, symbolic_timeout=5.0)
     except GradcheckError as exc:
         assert exc.kind and exc.message
+        event(f"GradcheckError {exc.kind}")
         return
+    event(f"Report ok={report.ok}")
     assert isinstance(report, Report)
     assert isinstance(report.ok, bool)
     assert set(report.point) == set(graph.variables)
