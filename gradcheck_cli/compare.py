@@ -67,6 +67,17 @@ def judge(g: float, r: float | str, rtol: float, atol: float) -> tuple[float, st
     return error, kind, diff <= atol + rtol * abs(rf)
 
 
+def _too_uncertain(g: float, estimate: float, dtype: str) -> bool:
+    """A finite difference that itself says it is off by more than 100·cbrt(eps) relative
+    (6e-4 in float64) is no witness either way: unreliable, not a failure of the derivative."""
+    eps = 1.2e-7 if dtype == "float32" else 2.2e-16
+    return not math.isfinite(estimate) or estimate > 100 * eps ** (1 / 3) * abs(g)
+
+
+def _step_text(m: MethodReport, v: str) -> str:
+    return f"h = {m.step[v]:.3g} " if m.step and v in m.step else ""
+
+
 def _within_estimate(g: float, r: float, estimate: float, dtype: str) -> bool:
     if not (math.isfinite(g) and math.isfinite(r)):
         return g == r
@@ -157,6 +168,7 @@ def compare(
             continue
         assert m.gradient is not None
         m.error, m.error_kind, m.passed, m.unreliable = {}, {}, {}, {}
+        assert m.unreliable is not None
         for v in wrt:
             g = m.gradient[v]
             if v in intervals:
@@ -166,6 +178,12 @@ def compare(
                 if m.estimate is not None and rtol is None and atol is None:
                     passed = _within_estimate(g, float(ref[v]), m.estimate[v], dtype)
                     m.judged_by = "estimate"
+                    if not passed and _too_uncertain(g, m.estimate[v], dtype):
+                        m.unreliable[v] = (
+                            f"its own error estimate, ±{m.estimate[v]:.2g}, is too large to judge "
+                            f"by (the step {_step_text(m, v)}does not suit how fast f changes here)"
+                        )
+                        passed = None
             why = straddles.get(m.name, {}).get(v)
             m.error[v], m.error_kind[v] = error, kind
             if not passed and why is not None:
