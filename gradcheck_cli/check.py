@@ -269,7 +269,11 @@ def _validate_point(graph: Graph, point: Mapping[str, float]) -> list[str]:
             f"--at, e.g. --at {','.join(f'{v}=1.0' for v in missing)}.",
         )
     for name, value in point.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        try:
+            finite = isinstance(value, (int, float)) and math.isfinite(float(value))
+        except OverflowError:  # an int beyond float64's range
+            finite = False
+        if isinstance(value, bool) or not finite:
             raise GradcheckError(
                 "bad-value", f"the value of {name} must be a finite number, not {value!r}."
             )

@@ -11,6 +11,8 @@ file is only read as data (tomllib); its formula goes through the same safe pars
 from __future__ import annotations
 
 import math
+import os
+import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,15 +34,23 @@ class CheckFile:
 def load(path: str | Path) -> CheckFile:
     p = Path(path)
     try:
-        if p.stat().st_size > MAX_FILE_BYTES:
+        with open(p, "rb") as handle:
+            # A device or FIFO reports size 0 and never ends (a committed symlink to /dev/zero):
+            # only regular files, and never more than the cap.
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise GradcheckError("bad-file", f"{str(p)!r} is not a regular file.")
+            raw = handle.read(MAX_FILE_BYTES + 1)
+        if len(raw) > MAX_FILE_BYTES:
             raise GradcheckError("bad-file", f"{str(p)!r} is larger than {MAX_FILE_BYTES} bytes.")
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
+        data = tomllib.loads(raw.decode("utf-8"))
     except FileNotFoundError:
         raise GradcheckError("bad-file", f"no such check file: {str(p)!r}.") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise GradcheckError("bad-file", f"cannot read {str(p)!r}: {exc}.") from None
     except tomllib.TOMLDecodeError as exc:
         raise GradcheckError("bad-file", f"{str(p)!r} is not valid TOML: {exc}.") from None
+    except RecursionError:
+        raise GradcheckError("bad-file", f"{str(p)!r} nests its TOML values too deeply.") from None
     unknown = sorted(set(data) - _KEYS)
     if unknown:
         raise GradcheckError(

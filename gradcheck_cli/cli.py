@@ -6,6 +6,7 @@ clear message on stderr, or one JSON object under --format json; never a traceba
 
 from __future__ import annotations
 
+import math
 import re
 import signal
 import sys
@@ -20,7 +21,7 @@ from rich.console import Console
 from . import checkfile
 from . import junit as junit_xml
 from .check import DEFAULT_METHODS, METHODS, REFERENCES, check
-from .errors import GradcheckError
+from .errors import GradcheckError, escape_controls
 from .limits import DEFAULT_LIMITS, Limits
 from .render import error_json, render_table, to_json, to_markdown
 from .symbolic import SYMBOLIC_MEMORY, SYMBOLIC_TIMEOUT
@@ -76,6 +77,13 @@ def parse_assignments(items: Sequence[str]) -> dict[str, float]:
     return point
 
 
+def _finite(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    """click.FloatRange lets nan through (it fails every comparison) and inf: refuse both."""
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a finite number.", ctx=ctx, param=param)
+    return value
+
+
 def _names(text: str | None) -> list[str] | None:
     if text is None:
         return None
@@ -97,9 +105,11 @@ def _names(text: str | None) -> list[str] | None:
 @click.option("--reference", type=click.Choice(REFERENCES), default="auto", show_default=True,
               help="What every method is judged against: the exact derivative (SymPy, 30 digits), "
                    "or one of the methods. auto: exact when it fits the symbolic budget.")
-@click.option("--rtol", type=click.FloatRange(min=0), help="Relative tolerance for every method.")
-@click.option("--atol", type=click.FloatRange(min=0), help="Absolute tolerance for every method.")
-@click.option("--step", type=click.FloatRange(min=0, min_open=True),
+@click.option("--rtol", type=click.FloatRange(min=0), callback=_finite,
+              help="Relative tolerance for every method.")
+@click.option("--atol", type=click.FloatRange(min=0), callback=_finite,
+              help="Absolute tolerance for every method.")
+@click.option("--step", type=click.FloatRange(min=0, min_open=True), callback=_finite,
               help="Finite-difference step (default cbrt(eps)*max(1,|x|) per variable).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]),
               default="table", show_default=True)
@@ -113,9 +123,9 @@ def _names(text: str | None) -> list[str] | None:
               help="Fail (exit 1) where f is not differentiable at the point (a kink).")
 @click.option("--junit", type=click.Path(dir_okay=False, writable=True), metavar="PATH",
               help="Also write a JUnit XML report to PATH (written on errors too).")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=120.0,
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), callback=_finite, default=120.0,
               show_default=True, help="Limit: wall-clock seconds for the whole check.")
-@click.option("--symbolic-timeout", type=click.FloatRange(min=0, min_open=True),
+@click.option("--symbolic-timeout", type=click.FloatRange(min=0, min_open=True), callback=_finite,
               default=SYMBOLIC_TIMEOUT, show_default=True,
               help="Limit: seconds for SymPy (differentiation and the exact reference).")
 @click.option("--symbolic-memory", type=click.IntRange(min=64), default=SYMBOLIC_MEMORY // 2**20,
@@ -264,7 +274,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         click.echo("Aborted.", err=True)
         sys.exit(2)
     except click.ClickException as exc:
+        message = escape_controls(exc.format_message())
         if _wants_json(args):
-            _fail(GradcheckError("usage", exc.format_message()), "json")
-        exc.show()
+            _fail(GradcheckError("usage", message), "json")
+        ctx = getattr(exc, "ctx", None)
+        if ctx is not None:
+            click.echo(ctx.get_usage(), err=True)
+            click.echo(f"Try '{ctx.command_path} --help' for help.\n", err=True)
+        click.echo(f"Error: {message}", err=True)
         sys.exit(2)

@@ -8,6 +8,20 @@ traceback.
 
 from __future__ import annotations
 
+import re
+
+_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def escape_controls(text: str) -> str:
+    """Control characters (and lone surrogates) as \\xNN / \\uNNNN, so echoing user text can
+    never drive the terminal."""
+    def one(m: re.Match[str]) -> str:
+        c = ord(m.group())
+        return f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
+
+    return _CONTROL.sub(one, text)
+
 
 class GradcheckError(Exception):
     """Bad input. `kind` is a stable identifier (it is written to JSON), `message` is for people."""

@@ -16,7 +16,7 @@ from .render import fmt, fmt_error
 from .report import Report
 
 # Characters XML 1.0 cannot carry at all, even escaped: shown as \xNN instead.
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 def _clean(text: str) -> str:

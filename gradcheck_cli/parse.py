@@ -97,7 +97,12 @@ def tokenize(text: str, limits: Limits = DEFAULT_LIMITS) -> list[Token]:
         if kind != "ws":
             tok = m.group()
             if kind == "num":
-                digits = sum(c.isdigit() for c in tok.split("e")[0].split("E")[0])
+                mantissa, _, exponent = tok.lower().partition("e")
+                digits = sum(c.isdigit() for c in mantissa)
+                significant_exponent = exponent.lstrip("+-").lstrip("0")
+                if len(significant_exponent) <= 4:  # longer: out of range, said by _number
+                    # leading zeros of an exponent count too: no 4,000-digit "1e-000…01"
+                    digits = max(digits, len(exponent.lstrip("+-")))
                 if digits > limits.max_digits:
                     raise GradcheckError(
                         "limit",
@@ -127,11 +132,15 @@ def _number(tok: Token, text: str) -> Fraction:
     mantissa, _, exponent = tok.text.lower().partition("e")
     # Refuse absurd exponents before building 10**exponent exactly (the digit limit has
     # already bounded the mantissa).
-    if exponent and (len(exponent.lstrip("+-").lstrip("0")) > 4 or abs(int(exponent)) > 800):
+    digits = exponent.lstrip("+-").lstrip("0")
+    power = int(digits) if digits and len(digits) <= 4 else (10**5 if digits else 0)
+    if exponent.startswith("-"):
+        power = -power
+    if abs(power) > 800:
         if Fraction(mantissa) == 0:
             return Fraction(0)
         raise out_of_range()
-    value = Fraction(mantissa) * Fraction(10) ** int(exponent or 0)
+    value = Fraction(mantissa) * Fraction(10) ** power
     if value != 0 and not (_FLOAT_TINY <= abs(value) <= _FLOAT_MAX):
         raise out_of_range()
     return value

@@ -38,6 +38,11 @@ def fmt_error(error: float, kind: str) -> str:
     return f"{label}{error:.1e}"
 
 
+def one_line(expression: str) -> str:
+    """The formula on one line: its tabs and line breaks (allowed as white space) as spaces."""
+    return expression.replace("\t", " ").replace("\r", " ").replace("\n", " ")
+
+
 def reference_label(report: Report) -> str:
     if report.reference == "exact" and report.exact is not None:
         return "exact (30 digits)"
@@ -110,7 +115,7 @@ def _tolerance_text(m: MethodReport) -> str:
 
 def render_table(report: Report, digits: int = 10) -> RenderableType:
     title = Text("gradcheck ", style="bold")
-    title.append(report.expression)
+    title.append(one_line(report.expression))
     title.append(f"  reference: {reference_label(report)}", style="dim")
     if report.dtype != "float64":
         title.append(f"  methods in {report.dtype}", style="bold yellow")
@@ -226,7 +231,7 @@ def _md_escape(s: str) -> str:
 
 def to_markdown(report: Report, digits: int = 10) -> str:
     lines = [
-        f"### gradcheck `{report.expression.replace('`', '')}`",
+        f"### gradcheck `{one_line(report.expression).replace('`', '')}`",
         "",
         f"reference: {reference_label(report)}",
         "",
