@@ -49,8 +49,15 @@ def _const_text(value: object) -> str:
     assert isinstance(value, Fraction)
     if value.denominator == 1:
         return str(value.numerator)
-    f = float(value)
-    return repr(f) if Fraction(f) == value or len(repr(f)) < 18 else str(value)
+    # Every literal is a decimal, so its exact decimal expansion re-parses to the same number.
+    d, k = value.denominator, 0
+    while 10**k % d and k < 2000:
+        k += 1
+    if 10**k % d:  # not a decimal (only from an API caller): a parenthesised quotient
+        return f"({value.numerator}/{value.denominator})"
+    digits = str(abs(value.numerator) * (10**k // d)).rjust(k + 1, "0")
+    sign = "-" if value < 0 else ""
+    return f"{sign}{digits[:-k]}.{digits[-k:]}"
 
 
 def describe_trouble(graph: Graph, trouble: Trouble) -> str:

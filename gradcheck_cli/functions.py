@@ -83,8 +83,17 @@ OPERATORS: dict[str, SympyMeaning] = {
     "mul": lambda sp, a, b: sp.Mul(a, b, evaluate=False),
     "div": lambda sp, a, b: sp.Mul(a, sp.Pow(b, -1, evaluate=False), evaluate=False),
     "neg": lambda sp, a: sp.Mul(-1, a, evaluate=False),
-    "pow": lambda sp, a, b: sp.Pow(a, b, evaluate=False),
+    "pow": lambda sp, a, b: _power(sp, a, b),
 }
+
+
+def _power(sp: Any, a: Any, b: Any) -> Any:
+    # A small integer power is evaluated: SymPy differentiates an unevaluated (x*y)**2 as
+    # 2*(x**2*y**2)/x, which is 0/0 at x = 0, but the evaluated x**2*y**2 correctly. Other
+    # powers stay unevaluated (9**9**9 must not be computed).
+    if b.is_Integer and abs(b) <= 10_000:
+        return sp.Pow(a, b)
+    return sp.Pow(a, b, evaluate=False)
 
 
 def meaning_of(op: str) -> SympyMeaning:

@@ -173,7 +173,12 @@ RULES: dict[str, Rule] = {
     "mul": _rule(np.multiply, lambda o, a, b: b, lambda o, a, b: a),
     "div": _rule(np.divide, lambda o, a, b: 1.0 / b, lambda o, a, b: -o / b),
     "neg": _rule(np.negative, lambda o, a: -np.ones_like(o)),
-    "pow": _rule(np.power, lambda o, a, b: b * a ** (b - 1), lambda o, a, b: o * np.log(a)),
+    # b = 0: the partial is 0 even at a = 0, where b * a**(b-1) would be 0 * inf
+    "pow": _rule(
+        np.power,
+        lambda o, a, b: np.where(b == 0, 0.0, b * a ** (b - 1)),
+        lambda o, a, b: o * np.log(a),
+    ),
     # elementary functions
     "sin": _rule(np.sin, lambda o, x: np.cos(x)),
     "cos": _rule(np.cos, lambda o, x: -np.sin(x)),

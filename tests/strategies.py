@@ -23,12 +23,12 @@ first transformed into a safe form (`1 + u**2`, `exp(tanh(u))`, `2 + cos(u)`, `0
 Each subexpression also carries `slope`, a bound on the sum over variables of |d e/d v| on
 the box (chain rule with interval bounds of every primitive's derivative). Whenever an interval
 grows beyond `MAGNITUDE_CAP` the subexpression is squashed by a bounded function (tanh, atan,
-erf, sin); whenever the slope bound exceeds `SLOPE_CAP` the new node is dropped and one of its
-operands is used instead. So values stay moderate and nothing oscillates or bends faster than
-finite differences with h ~ 6e-6 can resolve (on sin(1e5*x) central differences must disagree,
-by their nature, not by a bug). The margin around the box means the formula is also smooth at
-the finite-difference probes x +- h (h ~ 6e-6 * max(1, |x|)) and at 1e-3-sized steps around
-the point.
+erf, sin); whenever the slope bound exceeds `max_slope` (default `SLOPE_CAP`) the new node is
+dropped and one of its operands is used instead. So values stay moderate and nothing
+oscillates or bends faster than finite differences with h ~ 6e-6 can resolve (on sin(1e5*x)
+central differences must disagree, by their nature, not by a bug). The margin around the box
+means the formula is also smooth at the finite-difference probes x +- h (h ~ 6e-6*max(1, |x|))
+and at 1e-3-sized steps around the point.
 """
 
 from __future__ import annotations

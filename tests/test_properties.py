@@ -4,22 +4,20 @@ node printer's output re-parses to the same function.
 
 Tolerances are derived from error models, not tuned (see `exact_tolerance` and `central_bound`).
 
-Known bugs (each pinned by a plain, currently failing `test_regression_*` test at the end of
-this file) are kept out of the properties while EXCLUDE_KNOWN_BUGS is True, so a property
+Open bugs (each pinned by a plain `test_regression_*` test at the end of this file, failing
+until fixed) are kept out of the properties while EXCLUDE_KNOWN_BUGS is True, so a property
 failure means something new. Set it to False to let the properties hunt for them as well.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
-from fractions import Fraction
 
 import numpy as np
 import pytest
 import sympy as sp  # imported up front: the forked symbolic worker then starts with it loaded
-from hypothesis import event, given, settings
+from hypothesis import assume, event, given, settings
 from hypothesis import strategies as st
 from strategies import (
     any_text,
@@ -35,7 +33,7 @@ from gradcheck_cli.graph import evaluate
 from gradcheck_cli.rules import RULES
 from gradcheck_cli.symbolic import to_sympy
 
-EXCLUDE_KNOWN_BUGS = True
+EXCLUDE_KNOWN_BUGS = False
 
 EPS = float(np.finfo(np.float64).eps)
 
@@ -130,6 +128,18 @@ def central_bound(
     return 10 * (h * h / 6 * third + rounding / h) + exact_tolerance(reference, reference, scale)
 
 
+def _power_of_zero_product(graph: Graph, point: Mapping[str, float]) -> bool:
+    """Whether some power's base is a product or quotient that is exactly 0 at the point: there
+    SymPy's derivative of the unevaluated power divides by the base (0/0 = nan), see
+    test_regression_symbolic_power_of_product_at_zero."""
+    values = evaluate(graph, _arrays(point))
+    return any(
+        node.op == "pow" and graph.nodes[node.args[0]].op in ("mul", "div")
+        and float(values[node.args[0]]) == 0.0
+        for node in graph.nodes
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # 1. Reverse, forward, symbolic and central agree on smooth formulas
 # --------------------------------------------------------------------------------------------
@@ -137,7 +147,7 @@ def central_bound(
 SMOOTH = smooth_formulas(zero_exponent=not EXCLUDE_KNOWN_BUGS)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(SMOOTH)
 def test_reverse_forward_and_central_agree(case: tuple[str, dict[str, float]]) -> None:
     """The cheap methods, called directly, on many formulas (no SymPy)."""
@@ -157,24 +167,21 @@ def test_reverse_forward_and_central_agree(case: tuple[str, dict[str, float]]) -
         assert abs(c - r) <= bound, (v, c, r, bound)
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(SMOOTH)
 def test_check_methods_agree_and_report_ok(case: tuple[str, dict[str, float]]) -> None:
-    """All four methods through `check` (SymPy included), and its verdict.
-
-    check() judges central differences with a fixed tolerance (rtol 1e-6, atol 1e-7), which
-    their truncation error h**2/6 * |third derivative| exceeds on formulas that bend fast
-    (gelu(sin(-x**4)) at x = 2.49: f' = 0.39, f''' ~ 2e5). So `report.ok` must hold whenever
-    the error model puts central differences within check's tolerance (the usual case);
-    otherwise only the central column may fail."""
+    """All four methods through `check` (SymPy included), and its verdict: on a smooth formula
+    at a point inside every domain, nothing may fail (check judges central differences by
+    their own error estimate, so a formula that bends fast is no excuse either)."""
     text, point = case
-    report = check(text, point)
     graph = parse(text)
+    if EXCLUDE_KNOWN_BUGS:
+        assume(not _power_of_zero_product(graph, point))
+    report = check(text, point)
     scales = derivative_scales(graph, evaluate(graph, _arrays(point)))
     grads = {name: report.method(name).gradient for name in ("reverse", "forward", "symbolic", "central")}
     assert all(g is not None for g in grads.values()), [(m.name, m.note) for m in report.methods]
     central = report.method("central")
-    central_predictably_ok = True
     for v in graph.variables:
         exact = [grads[name][v] for name in ("reverse", "forward", "symbolic")]
         for a in exact:
@@ -182,13 +189,7 @@ def test_check_methods_agree_and_report_ok(case: tuple[str, dict[str, float]]) -
                 assert abs(a - b) <= exact_tolerance(a, b, scales[v]), (v, exact)
         bound = central_bound(graph, point, v, central.step[v], exact[0], scales[v])
         assert abs(grads["central"][v] - exact[0]) <= bound, (v, grads["central"][v], exact[0], bound)
-        if bound > central.atol + central.rtol * abs(exact[0]):
-            central_predictably_ok = False
-    if central_predictably_ok:
-        assert report.ok, (report.diagnostics, [(m.name, m.error) for m in report.methods])
-    else:
-        failed = [m.name for m in report.methods if not m.ok]
-        assert failed in ([], ["central"]), (failed, report.diagnostics)
+    assert report.ok, (report.diagnostics, [(m.name, m.error, m.passed) for m in report.methods])
 
 
 # --------------------------------------------------------------------------------------------
@@ -196,11 +197,13 @@ def test_check_methods_agree_and_report_ok(case: tuple[str, dict[str, float]]) -
 # --------------------------------------------------------------------------------------------
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(SMOOTH)
 def test_reverse_matches_30_digit_reference(case: tuple[str, dict[str, float]]) -> None:
     text, point = case
     graph = parse(text)
+    if EXCLUDE_KNOWN_BUGS:
+        assume(not _power_of_zero_product(graph, point))  # the reference would be nan
     symbols = {v: sp.Symbol(v, real=True) for v in graph.variables}
     expr = to_sympy(graph, symbols)
     # The point exactly as the float methods see it: binary rationals, no decimal rounding.
@@ -213,33 +216,14 @@ def test_reverse_matches_30_digit_reference(case: tuple[str, dict[str, float]]) 
         assert ref.is_real and ref.is_finite, (v, ref)
         got = float(rev[v])
         err = abs(sp.Float(got, 30) - ref)
-        # 1e-9 relative (the brief's bound for a single float64 method against the truth),
-        # plus the absolute rounding floor justified in derivative_scales.
+        # 1e-9 relative: one float64 method against the truth, plus the absolute rounding
+        # floor justified in derivative_scales (the truth may be 0 where terms cancel).
         assert err <= 1e-9 * abs(ref) + 1e-12 * scales[v], (v, got, ref)
 
 
 # --------------------------------------------------------------------------------------------
 # 3. Parser and check robustness: a Graph/Report or a GradcheckError, nothing else
 # --------------------------------------------------------------------------------------------
-
-_LITERAL = re.compile(r"(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")  # the parser's (unicode) \d
-
-
-def _literal_crashes_parser(text: str) -> bool:
-    """Whether `text` holds a literal of the known number bugs: beyond float64's range with an
-    exponent the parser accepts (|e| <= 400), or with an exponent too long for int()."""
-    for m in _LITERAL.finditer(text):
-        mantissa, _, exponent = m.group().lower().partition("e")
-        if len(exponent.lstrip("+-")) > 4300:
-            return True
-        if exponent and abs(int(exponent)) > 400:
-            continue
-        try:
-            float(Fraction(mantissa) * Fraction(10) ** int(exponent or 0))
-        except OverflowError:
-            return True
-    return False
-
 
 def assert_parses_or_gradcheck_error(text: str) -> Graph | None:
     """parse(text) returns a Graph of an ASCII text, or raises a well-formed GradcheckError."""
@@ -253,10 +237,6 @@ def assert_parses_or_gradcheck_error(text: str) -> Graph | None:
             assert 1 <= exc.column <= len(text) + 1, (exc.column, len(text))
             assert exc.caret() is not None
         return None
-    except (OverflowError, ValueError):
-        if EXCLUDE_KNOWN_BUGS and _literal_crashes_parser(text):
-            return None  # see test_regression_literal_with_long_exponent
-        raise
     assert isinstance(graph, Graph)
     # The grammar is an ASCII whitelist ("formulas are plain ASCII"); see
     # test_regression_unicode_digits for the hole this found.
@@ -264,37 +244,35 @@ def assert_parses_or_gradcheck_error(text: str) -> Graph | None:
     return graph
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(any_text())
 def test_parse_any_text_gives_graph_or_gradcheck_error(text: str) -> None:
     assert_parses_or_gradcheck_error(text)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(near_valid_formulas())
 def test_parse_near_valid_gives_graph_or_gradcheck_error(text: str) -> None:
     assert_parses_or_gradcheck_error(text)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(valid_formulas())
 def test_valid_formulas_parse(text: str) -> None:
-    """The generator's grammar and the parser's agree: valid text parses (or hits a limit)."""
-    try:
-        parse(text)
-    except GradcheckError as exc:
-        assert exc.kind in ("limit", "bad-number"), (exc.kind, exc.message)
+    """The generator's grammar and the parser's agree: valid text parses."""
+    assert isinstance(parse(text), Graph)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(st.data())
 def test_check_gives_report_or_gradcheck_error(data: st.DataObject) -> None:
-    text = data.draw(st.one_of(valid_formulas(), near_valid_formulas(), any_text()), label="text")
+    text = data.draw(st.one_of(valid_formulas(), valid_formulas(max_depth=2), near_valid_formulas(),
+                               any_text()), label="text")
     graph = assert_parses_or_gradcheck_error(text)
     if graph is None:
         event("text does not parse")
         return
-    point = data.draw(points(graph.variables, huge_integers=not EXCLUDE_KNOWN_BUGS), label="point")
+    point = data.draw(points(graph.variables), label="point")
     try:
         # A short SymPy budget: the property is about what check() raises, and the budget's
         # own way out (a note, not an exception) is part of it.
@@ -319,7 +297,7 @@ def _printed(graph: Graph) -> str:
     return node_texts(graph, max_len=10**6)[graph.output]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(smooth_formulas(long_constants=not EXCLUDE_KNOWN_BUGS, zero_exponent=not EXCLUDE_KNOWN_BUGS))
 def test_printed_formula_reparses_to_same_value(case: tuple[str, dict[str, float]]) -> None:
     text, point = case
@@ -339,7 +317,7 @@ def test_printed_formula_reparses_to_same_value(case: tuple[str, dict[str, float
     assert _printed(again) == printed
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(valid_formulas(long_constants=not EXCLUDE_KNOWN_BUGS))
 def test_printed_valid_formula_reparses(text: str) -> None:
     """Over the whole grammar (non-smooth functions, n-ary max/min, optional arguments,
@@ -355,28 +333,31 @@ def test_printed_valid_formula_reparses(text: str) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Regression tests for bugs the properties found (plain tests; they fail until fixed)
+# Regression tests for bugs the properties found (plain tests: a failing one is an open bug)
 # --------------------------------------------------------------------------------------------
 
 
 def test_regression_literal_beyond_float_range() -> None:
-    """parse("1e309") raises OverflowError from float(Fraction) instead of GradcheckError:
-    the range check only refuses exponents beyond 400."""
+    """parse("1e309") raised OverflowError from float(Fraction) instead of GradcheckError (the
+    range check only refused exponents beyond 400). Fixed upstream in 2482ade."""
     with pytest.raises(GradcheckError) as info:
         parse("1e309")
     assert info.value.kind == "bad-number"
 
 
 def test_regression_literal_with_long_exponent() -> None:
-    """An exponent with more than 4300 digits makes int() raise ValueError (Python's
-    int_max_str_digits) before the range check: not a GradcheckError."""
+    """An exponent with more than 4300 digits made int() raise ValueError (Python's
+    int_max_str_digits), not a GradcheckError: the length check added in 2482ade stripped
+    leading zeros before counting, so 1e000...0001 still reached int(). Fixed upstream in
+    15a6b71."""
     with pytest.raises(GradcheckError):
         parse("1e" + "0" * 4300 + "1")
 
 
 def test_regression_unicode_digits() -> None:
-    """The tokenizer's \\d matches any Unicode decimal digit, so fullwidth or Arabic-Indic
-    digits are silently read as numbers, although formulas are plain ASCII."""
+    """The tokenizer's \\d matched any Unicode decimal digit, so fullwidth or Arabic-Indic
+    digits were silently read as numbers, although formulas are plain ASCII. Fixed upstream
+    in 2482ade."""
     with pytest.raises(GradcheckError) as info:
         parse("x*\uff13")  # FULLWIDTH DIGIT THREE
     assert info.value.kind == "syntax"
@@ -392,15 +373,30 @@ def test_regression_zero_power_derivative_at_zero() -> None:
 
 
 def test_regression_printer_long_decimal_constant() -> None:
-    """A literal with more digits than a float holds is printed as "n/d" without parentheses,
-    so 2/0.12345678901234567 prints as 2/12345678901234567/100000000000000000 (= 1.6e-33)."""
+    """A literal that is not exactly a float and has a repr of 18+ characters (any 17+ digit
+    decimal, even a float's own repr such as 0.10000000000000002) is printed as "n/d" without
+    parentheses, so 2/0.12345678901234567 prints as 2/12345678901234567/100000000000000000
+    (= 1.6e-33) and x**0.12345678901234567 as x**12345678901234567/... (an exponent-limit
+    error). node_texts feeds the "in ..." part of error messages."""
     graph = parse("2/0.12345678901234567")
     again = parse(_printed(graph))
     assert float(evaluate(again, {})[again.output]) == pytest.approx(16.2, rel=1e-3)
 
 
+def test_regression_symbolic_power_of_product_at_zero() -> None:
+    """f = (x*y)**2 is a polynomial, df/dx = 2*x*y**2 = 0 at (0, 1). SymPy differentiates the
+    unevaluated Pow(Mul(x, y), 2) as 2*(x**2*y**2)/x, which is 0/0 = nan at x = 0, so the
+    symbolic method and the exact reference both give nan, check() falls back to symbolic as
+    the reference, says "f is not differentiable there" and fails a correct gradient. (Also
+    (x/y)**2, (sin(x)*cos(x))**2 and (x*y)**1 at x = 0; found by the 30-digit property.)"""
+    report = check("(x*y)**2", {"x": 0.0, "y": 1.0})
+    assert report.method("symbolic").gradient == {"x": 0.0, "y": 0.0}
+    assert report.ok
+
+
 def test_regression_huge_integer_point_value() -> None:
-    """check() accepts int values, but math.isfinite(10**400) raises OverflowError."""
+    """check() accepts int values, but math.isfinite(10**400) raised OverflowError. Fixed
+    upstream in 15a6b71."""
     with pytest.raises(GradcheckError) as info:
         check("x", {"x": 10**400})
     assert info.value.kind == "bad-value"
