@@ -90,10 +90,35 @@ def _names(text: str | None) -> list[str] | None:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
+class _GroupedHelp(click.Command):
+    """--help lists the options in groups by purpose, not as one long list."""
+
+    SECTIONS = (
+        ("Formula and point", ("file", "at", "wrt")),
+        ("Methods and verdict", ("methods", "reference", "rtol", "atol", "step", "dtype", "strict")),
+        ("Output", ("fmt", "digits", "show_formula", "junit")),
+        ("Limits", ("timeout", "symbolic_timeout", "symbolic_memory", "max_length", "max_depth",
+                    "max_digits", "max_exponent")),
+    )
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        records = {p.name: p.get_help_record(ctx) for p in self.get_params(ctx)}
+        placed: set[str | None] = set()
+        for title, names in self.SECTIONS:
+            rows = [records[n] for n in names if records.get(n)]
+            placed.update(names)
+            with formatter.section(title):
+                formatter.write_dl(rows)  # type: ignore[arg-type]
+        rest = [r for n, r in records.items() if n not in placed and r]
+        if rest:
+            with formatter.section("Other"):
+                formatter.write_dl(rest)  # type: ignore[arg-type]
+
+
 # ignore_unknown_options: a formula may start with a minus ("-log(x)"), which click would
 # otherwise take for an option; a mistyped long option is caught in `cli` instead.
-@click.command(context_settings={"help_option_names": ["-h", "--help"],
-                                 "ignore_unknown_options": True})
+@click.command(cls=_GroupedHelp, context_settings={"help_option_names": ["-h", "--help"],
+                                                   "ignore_unknown_options": True})
 @click.argument("expression", required=False)
 @click.option("--file", "file", type=click.Path(dir_okay=False), metavar="PATH",
               help="Read the formula and its point from a TOML check file.")

@@ -29,7 +29,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from .explain import describe_trouble
+from .explain import describe_trouble, node_texts
 from .graph import Graph, evaluate, first_trouble, output_trouble
 from .rules import RULES
 
@@ -438,8 +438,6 @@ def _branch_point(graph: Graph, values: Sequence[np.ndarray], dep: Sequence[bool
     """Where x sits exactly on a branch point of a primitive, the principal complex branch
     does not continue the real function: sqrt(0 + ih) = (1 + i) sqrt(h/2), a large finite
     'derivative' where the real one is infinite (and |x| = sqrt(x**2) would get slope 1)."""
-    from .explain import node_texts
-
     for i, node in enumerate(graph.nodes):
         if not dep[i] or not node.args:
             continue
@@ -458,7 +456,6 @@ def _branch_point(graph: Graph, values: Sequence[np.ndarray], dep: Sequence[bool
         if what is not None:
             return f"complex step needs an analytic formula; {what} (in {node_texts(graph, upto=i)[i]})"
     return None
-
 
 
 def _complex_estimate(
