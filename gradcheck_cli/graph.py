@@ -72,8 +72,16 @@ class Graph:
 
 
 def natural_key(name: str) -> list[object]:
-    """Sort key that puts x2 before x10."""
-    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name)]
+    """Sort key that puts x2 before x10. Digit runs compare by length, then text (after leading
+    zeros), never through int(): a name may carry thousands of digits."""
+    parts: list[object] = []
+    for i, p in enumerate(re.split(r"([0-9]+)", name)):
+        if i % 2:  # a run of digits
+            s = p.lstrip("0")
+            parts.append((len(s), s, len(p)))
+        else:
+            parts.append(p)
+    return parts
 
 
 class GraphBuilder:

@@ -601,3 +601,11 @@ def test_caret_lines_up_on_screen_with_tabs_and_newlines(text: str) -> None:
     *above, marker = caret.expandtabs().split("\n")
     pos = marker.index("^")
     assert above[-1][pos:pos + 1] == text[err.column - 1], ascii(caret)
+
+
+def test_regression_variable_with_thousands_of_digits_sorts_naturally() -> None:
+    """Found by the long fuzz run: natural sorting used int(), which Python refuses beyond
+    4,300 digits, so a name like x000…0001 crashed the parser."""
+    long_name = "x" + "0" * 4301 + "1"
+    graph = parse(f"{long_name} + x10 + x2 + x")
+    assert graph.variables == ("x", long_name, "x2", "x10")
