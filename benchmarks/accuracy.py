@@ -152,7 +152,8 @@ def markdown(summary: list[dict[str, object]], cases: int) -> str:
     lines = [
         f"{cases} formulas, true error against the exact derivative (30 digits):",
         "",
-        "| method | values | ran | median error | worst error | estimate ≥ true error | 4×estimate ≥ true error |",
+        "| method | values | ran | median error | worst error "
+        "| estimate ≥ true error | 4×estimate ≥ true error |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for s in summary:
