@@ -118,10 +118,13 @@ def _evaluate_at(
     evaluated in complex arithmetic, by `Rule.complex_value` where the real implementation is
     not complex-capable; (None, why) if a primitive cannot be. With `signs` (two arrays of shape
     (trials, nodes): real parts, imaginary parts), every rounded value — each operation's
-    result, each constant a float cannot hold — is moved by ±PERTURBATION eps relative, one
-    trial per row, along a new leading axis."""
+    result, each constant a float cannot hold — is moved by ±PERTURBATION times its possible
+    rounding error: eps relative, and one step of the subnormal range absolute (a result that
+    underflowed is off by that much, not by eps of itself); one trial per row, along a new
+    leading axis."""
     lead = (-1,) + (1,) * np.ndim(xs)
     size = PERTURBATION * float(np.finfo(dtype).eps)
+    floor = size * float(np.finfo(dtype).tiny)  # PERTURBATION times the smallest subnormal
     out: list[np.ndarray] = [None] * len(graph.nodes)  # type: ignore[list-item]
     with np.errstate(all="ignore"):
         for i, node in enumerate(graph.nodes):
@@ -147,12 +150,14 @@ def _evaluate_at(
                     a, b = (np.real(out[j]).astype(np.float64) for j in node.args)
                     ulps = np.maximum(1.0, np.abs(b * np.log(np.where(a == 0, 1.0, np.abs(a)))))
             if signs is not None and rounded:
-                re = (1 + size * ulps * signs[0][:, i].reshape(lead)).astype(dtype)
+                re_sign, im_sign = signs[0][:, i].reshape(lead), signs[1][:, i].reshape(lead)
+                re = (1 + size * ulps * re_sign).astype(dtype)
+                re_floor = (floor * re_sign).astype(dtype)
                 if v.dtype.kind == "c":
-                    im = (1 + size * ulps * signs[1][:, i].reshape(lead)).astype(dtype)
-                    v = v.real * re + 1j * (v.imag * im)
+                    im = (1 + size * ulps * im_sign).astype(dtype)
+                    v = (v.real * re + re_floor) + 1j * (v.imag * im + (floor * im_sign).astype(dtype))
                 else:
-                    v = v * re
+                    v = v * re + re_floor
             out[i] = v
     f = out[graph.output]
     if signs is not None:  # the trial axis, even where nothing was rounded (f = x)
@@ -192,7 +197,8 @@ def _rounding(
     """Rounding error of (f(x+h) - f(x-h)) / width: each stored value within eps/2 of what was
     computed (the eps (|f(x+h)| + |f(x-h)|) / 2h term), plus the evaluation errors at the two
     points, each bounded by its rounding response: `response` = [at x+h, at x-h]."""
-    return (eps * (np.abs(fp) + np.abs(fm)) + response[0] + response[1]) / np.abs(width)
+    fp, fm = (np.abs(np.asarray(v, dtype=np.float64)) for v in (fp, fm))
+    return (eps * (fp + fm) + response[0] + response[1]) / np.abs(width)
 
 
 def _central_estimate(
@@ -217,12 +223,13 @@ def _central_estimate(
         # have give none, so two more, at x ± 2h: D(2h) - D(h) = f''' (4h² - h²)/6, and the
         # truncation of D(h) is |D(2h) - D(h)| h² / (4h² - h²) — with the actual half-widths,
         # which rounding the points makes slightly unequal. Two more, at x ± h/2, say the same
-        # through D(h/2) when h is small enough for D(h) = f' + f''' h²/6 to hold; the larger of
-        # the two is kept, because when it does not (h far longer than the scale on which f
-        # changes, sin(x) at x = 1e6) D(2h) alone can agree with D(h) by chance. Where f is not
-        # finite at x ± 2h (its domain ends between h and 2h), x ± h/2, inside the interval
-        # already used, are still there.
-        trunc = np.full(shape, -np.inf)
+        # through D(h/2) when h is small enough for D(h) = f' + f''' h²/6 to hold. The two differ
+        # by the next term, f⁽⁵⁾ h⁴ (5 - 5/4)/120, which can also make the true truncation exceed
+        # both: the larger plus their difference covers it. And when h is far too long for the
+        # expansion (longer than the scale on which f changes, sin(x) at x = 1e6), D(2h) alone
+        # can agree with D(h) by chance, D(h/2) hardly as well. Where f is not finite at x ± 2h
+        # (its domain ends between h and 2h), x ± h/2, inside the interval already used, remain.
+        estimates = []
         for factor in (2.0, 0.5):
             hh = factor * np.asarray(h, dtype=np.float64)
             pts2 = np.stack([(x + hh).astype(dtype), (x - hh).astype(dtype)])
@@ -231,8 +238,11 @@ def _central_estimate(
             if _finite_rows(f2).all():
                 w2 = pts2[0].astype(np.float64) - pts2[1].astype(np.float64)
                 d2 = (f2[0] - f2[1]) / w2
-                trunc = np.maximum(trunc, np.abs(d2 - d1) * width**2 / np.abs(w2**2 - width**2))
-        trunc = np.where(trunc == -np.inf, np.inf, trunc)
+                estimates.append(np.abs(d2 - d1) * width**2 / np.abs(w2**2 - width**2))
+        if len(estimates) == 2:
+            trunc = 2 * np.maximum(*estimates) - np.minimum(*estimates)
+        else:
+            trunc = estimates[0] if estimates else np.full(shape, np.inf)
         response = _rounding_response(graph, point, name, pts, f1, dtype)
         return np.asarray(trunc + _rounding(f1[0], f1[1], width, response, eps), dtype=np.float64)
 

@@ -38,23 +38,23 @@ def _piecewise_pos(sp: Any, x: Any, pos: Any, neg: Any) -> Any:
 
 
 FUNCTIONS: dict[str, Function] = {
-    "sin": _f("sin", lambda sp, x: sp.sin(x, evaluate=False), "sine"),
-    "cos": _f("cos", lambda sp, x: sp.cos(x, evaluate=False), "cosine"),
-    "tan": _f("tan", lambda sp, x: sp.tan(x, evaluate=False), "tangent"),
-    "asin": _f("asin", lambda sp, x: sp.asin(x, evaluate=False), "inverse sine"),
-    "acos": _f("acos", lambda sp, x: sp.acos(x, evaluate=False), "inverse cosine"),
-    "atan": _f("atan", lambda sp, x: sp.atan(x, evaluate=False), "inverse tangent"),
-    "sinh": _f("sinh", lambda sp, x: sp.sinh(x, evaluate=False), "hyperbolic sine"),
-    "cosh": _f("cosh", lambda sp, x: sp.cosh(x, evaluate=False), "hyperbolic cosine"),
-    "tanh": _f("tanh", lambda sp, x: sp.tanh(x, evaluate=False), "hyperbolic tangent"),
-    "exp": _f("exp", lambda sp, x: sp.exp(x, evaluate=False), "e to the x"),
-    "log": _f("log", lambda sp, x: sp.log(x, evaluate=False), "natural logarithm"),
-    "sqrt": _f("sqrt", lambda sp, x: sp.Pow(x, sp.S.Half, evaluate=False), "square root"),
-    "abs": _f("abs", lambda sp, x: sp.Abs(x, evaluate=False), "absolute value"),
-    "erf": _f("erf", lambda sp, x: sp.erf(x, evaluate=False), "error function"),
-    "max": Function("max", 2, None, lambda sp, *a: sp.Max(*a, evaluate=False),
+    "sin": _f("sin", lambda sp, x: sp.sin(x), "sine"),
+    "cos": _f("cos", lambda sp, x: sp.cos(x), "cosine"),
+    "tan": _f("tan", lambda sp, x: sp.tan(x), "tangent"),
+    "asin": _f("asin", lambda sp, x: sp.asin(x), "inverse sine"),
+    "acos": _f("acos", lambda sp, x: sp.acos(x), "inverse cosine"),
+    "atan": _f("atan", lambda sp, x: sp.atan(x), "inverse tangent"),
+    "sinh": _f("sinh", lambda sp, x: sp.sinh(x), "hyperbolic sine"),
+    "cosh": _f("cosh", lambda sp, x: sp.cosh(x), "hyperbolic cosine"),
+    "tanh": _f("tanh", lambda sp, x: sp.tanh(x), "hyperbolic tangent"),
+    "exp": _f("exp", lambda sp, x: sp.exp(x), "e to the x"),
+    "log": _f("log", lambda sp, x: sp.log(x), "natural logarithm"),
+    "sqrt": _f("sqrt", lambda sp, x: sp.Pow(x, sp.S.Half), "square root"),
+    "abs": _f("abs", lambda sp, x: sp.Abs(x), "absolute value"),
+    "erf": _f("erf", lambda sp, x: sp.erf(x), "error function"),
+    "max": Function("max", 2, None, lambda sp, *a: sp.Max(*a),
                     doc="largest of two or more arguments"),
-    "min": Function("min", 2, None, lambda sp, *a: sp.Min(*a, evaluate=False),
+    "min": Function("min", 2, None, lambda sp, *a: sp.Min(*a),
                     doc="smallest of two or more arguments"),
     "sigmoid": _f("sigmoid", lambda sp, x: 1 / (1 + sp.exp(-x)), "1/(1+exp(-x))"),
     "relu": _f("relu", lambda sp, x: sp.Max(0, x), "max(0, x)"),
@@ -75,25 +75,27 @@ FUNCTIONS: dict[str, Function] = {
 }
 FUNCTIONS["silu"] = FUNCTIONS["swish"]
 
-# Binary operators and unary minus, with their SymPy meaning (kept unevaluated: x - x stays a
-# subtraction, so the graph and the formula agree on what is computed).
+# Binary operators and unary minus, with their SymPy meaning. SymPy gets its canonical,
+# evaluated forms: its functions assume them, and on unevaluated nested sums it differentiates
+# wrongly (SymPy 1.14: d/dx sin((x + x) + (z + pi)) came out as -2*cos(x + x)). What is
+# computed is fixed by our graph, which keeps the formula as typed; the SymPy expression is
+# the same function, only SymPy's oracle view of it.
 OPERATORS: dict[str, SympyMeaning] = {
-    "add": lambda sp, a, b: sp.Add(a, b, evaluate=False),
-    "sub": lambda sp, a, b: sp.Add(a, sp.Mul(-1, b, evaluate=False), evaluate=False),
-    "mul": lambda sp, a, b: sp.Mul(a, b, evaluate=False),
-    "div": lambda sp, a, b: sp.Mul(a, sp.Pow(b, -1, evaluate=False), evaluate=False),
-    "neg": lambda sp, a: sp.Mul(-1, a, evaluate=False),
+    "add": lambda sp, a, b: sp.Add(a, b),
+    "sub": lambda sp, a, b: sp.Add(a, sp.Mul(-1, b)),
+    "mul": lambda sp, a, b: sp.Mul(a, b),
+    "div": lambda sp, a, b: sp.Mul(a, sp.Pow(b, -1)),
+    "neg": lambda sp, a: sp.Mul(-1, a),
     "pow": lambda sp, a, b: _power(sp, a, b),
 }
 
 
 def _power(sp: Any, a: Any, b: Any) -> Any:
-    # A small integer power is evaluated: SymPy differentiates an unevaluated (x*y)**2 as
-    # 2*(x**2*y**2)/x, which is 0/0 at x = 0, but the evaluated x**2*y**2 correctly. Other
-    # powers stay unevaluated (9**9**9 must not be computed).
-    if b.is_Integer and abs(b) <= 10_000:
-        return sp.Pow(a, b)
-    return sp.Pow(a, b, evaluate=False)
+    # Evaluated (an unevaluated (x*y)**2 is differentiated as 2*(x**2*y**2)/x, 0/0 at x = 0),
+    # except a number to a large integer power, which SymPy would compute exactly (9**9**9).
+    if a.is_number and b.is_Integer and abs(b) > 10_000:
+        return sp.Pow(a, b, evaluate=False)
+    return sp.Pow(a, b)
 
 
 def meaning_of(op: str) -> SympyMeaning:

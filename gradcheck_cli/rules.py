@@ -87,36 +87,43 @@ def _softplus_complex(z: Array) -> Array:
     return np.where(pos, z, 0.0) + _log1p_complex(np.exp(np.where(pos, -z, z)))
 
 
-def _mpmath_complex_one(fn: Callable[[Any, Any], Any], z: complex) -> complex:
+def _mpmath_complex_one(fn: Callable[[Any, Any], Any], z: complex, flat: bool) -> complex:
     import mpmath  # only the complex-step method needs it (a SymPy dependency anyway)
 
     # mpmath's error is relative to |fn(z)|, while the imaginary part a complex step looks at
-    # is of order h * fn'(Re z), dozens of orders smaller: raise the precision until two
-    # evaluations agree to a float's precision.
+    # is h fn'(Re z): smaller by |z| / |Im z| (1e32 for h = eps² |x|, far more for a tangent
+    # that is already small), and, where fn is `flat` (erf, near ±1 where erf' = e^(-x²) is
+    # tiny), by e^(-x²) more (capped where h e^(-x²) underflows anyway). Start with that many
+    # digits and a float's worth on top; then double until two evaluations agree. (Starting
+    # low, both would give an imaginary part of 0 and agree.)
+    scale = math.log10(abs(z)) - math.log10(abs(z.imag)) if z.imag and z.real else 0.0
+    dps = 30 + int(min(max(scale, 0.0), 700.0))
+    if flat:
+        dps += int(min(z.real**2, 800.0) / math.log(10))
     previous = None
-    for dps in (40, 80, 160, 320, 640):
+    for _ in range(6):
         with mpmath.workdps(dps):
             w = complex(fn(mpmath, mpmath.mpc(z.real, z.imag)))
         if previous is not None and all(
             abs(u - v) <= 2.0**-53 * abs(u) for u, v in ((w.real, previous.real), (w.imag, previous.imag))
         ):
             break
-        previous = w
+        previous, dps = w, 2 * dps
     return w
 
 
-def _mpmath_complex(fn: Callable[[Any, Any], Any], z: Array) -> Array:
+def _mpmath_complex(fn: Callable[[Any, Any], Any], z: Array, flat: bool = False) -> Array:
     """fn(mpmath, z) elementwise on a complex array, rounded once to complex (the arrays are small)."""
     z = np.asarray(z)
     out = np.empty(z.shape, dtype=z.dtype if z.dtype.kind == "c" else np.complex128)
     for index, v in np.ndenumerate(z):
-        out[index] = _mpmath_complex_one(fn, complex(v))
+        out[index] = _mpmath_complex_one(fn, complex(v), flat)
     return out
 
 
 def erf_complex(z: Array) -> Array:
     """Elementwise erf of complex arrays."""
-    return _mpmath_complex(lambda mp, w: mp.erf(w), z)
+    return _mpmath_complex(lambda mp, w: mp.erf(w), z, flat=True)
 
 
 def gelu_complex(z: Array) -> Array:

@@ -256,3 +256,27 @@ def test_help_groups_every_option_once() -> None:
                    "--junit", "--timeout", "--symbolic-timeout", "--symbolic-memory",
                    "--max-length", "--max-depth", "--max-digits", "--max-exponent"]:
         assert text.count(f"  {option} ") + text.count(f"  {option}\n") == 1, option
+
+
+# ---------------------------------------------------------------- regressions
+
+def test_regression_sympy_nested_sum_with_pi() -> None:
+    """SymPy 1.14 differentiated the *unevaluated* sin((x + x) + (z + pi)) as -2*cos(x + x),
+    dropping z and pi, so the exact reference was wrong and correct AD columns 'failed'. SymPy
+    now gets canonical (evaluated) expressions."""
+    report = check("sin((x + x) + (z + pi))", {"x": 0.3, "z": 1.0})
+    with mpmath.workdps(40):
+        c = mpmath.cos(mpmath.mpf(0.6) + 1 + mpmath.pi)
+        assert abs(mpmath.mpf(report.exact["x"]) - 2 * c) < mpmath.mpf(10) ** -28
+        assert abs(mpmath.mpf(report.exact["z"]) - c) < mpmath.mpf(10) ** -28
+    assert report.ok
+
+
+def test_regression_no_estimate_is_no_pass() -> None:
+    """A finite difference that cannot estimate its error (estimate inf) used to pass any value;
+    it is unreliable instead."""
+    from gradcheck_cli.compare import _within_estimate
+
+    assert not _within_estimate(123.0, 1.0, float("inf"), "float64")
+    assert _within_estimate(1.0 + 1e-12, 1.0, 1e-12, "float64")
+    assert not _within_estimate(1.0 + 1e-10, 1.0, 1e-12, "float64")
