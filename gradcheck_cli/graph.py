@@ -59,9 +59,6 @@ class Graph:
             dep[i] = i in wanted or any(dep[a] for a in node.args)
         return dep
 
-    def ops_used(self) -> set[str]:
-        return {n.op for n in self.nodes}
-
     def depth(self) -> int:
         """Longest path from a leaf to the output (a leaf has depth 0)."""
         d = [0] * len(self.nodes)

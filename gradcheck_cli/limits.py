@@ -16,12 +16,5 @@ class Limits:
     max_digits: int = 400  # digits in one numeric literal
     max_exponent: int = 10_000  # |n| for a constant integer exponent x**n
 
-    FLAGS = {
-        "max_length": "--max-length",
-        "max_depth": "--max-depth",
-        "max_digits": "--max-digits",
-        "max_exponent": "--max-exponent",
-    }
-
 
 DEFAULT_LIMITS = Limits()

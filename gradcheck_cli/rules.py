@@ -12,12 +12,13 @@ Conventions:
   `partials[0](j, out, *args)` for every argument.
 - Values are computed stably where the primitive is a library function (sigmoid(-800) and
   softplus(800) are exact); what a user writes out by hand keeps its own numerics.
-- Partials use only numpy ufuncs and arithmetic, so later work can push dual numbers through
-  them (Hessians by forward-over-reverse).
+- Partials of the smooth rules use only numpy ufuncs and arithmetic, so later work can push
+  dual numbers through them (Hessians by forward-over-reverse); the non-smooth ones select
+  branches with np.where, which a dual number will need to support first.
 - At a kink the AD value is one one-sided derivative, chosen as PyTorch does: relu'(0) = 0,
   abs'(0) = 0, leaky_relu'(0) = slope, hard_swish'(±3) = the inner branch's slope, ties in
   max/min share the gradient evenly.
-  `kinks` lists where each non-smooth primitive switches, for the kink analysis.
+  A non-smooth rule also gives `directional` and `gap`, for the kink analysis (kinks.py).
 - `complex_value`, where set, is the same function written so that it accepts complex arrays
   (for the complex-step method in finite.py). It is set only where `value`'s stable real form
   is not complex-capable (np.abs/np.where on the sign of x, math.erf); everywhere else `value`
@@ -143,7 +144,6 @@ class Rule:
     partials: tuple[Callable[..., Array], ...]
     arity: int | None = 1  # None: any number of arguments (n-ary, one shared partial)
     smooth: bool = True
-    kinks: tuple[str, ...] = ()  # human description of where it is not differentiable
     # Non-smooth rules only. `directional(out, args, tangents)` is the one-sided directional
     # derivative, exact at a kink too (it picks the branch the tangent moves into);
     # `gap(args, tangents)` is (g, dg): a signed distance that is 0 exactly at the nearest
@@ -203,19 +203,17 @@ RULES: dict[str, Rule] = {
     "erf": _rule(erf, lambda o, x: _TWO_OVER_SQRT_PI * np.exp(-x * x), complex_value=erf_complex),
     # non-smooth
     "abs": _rule(
-        np.abs, lambda o, x: np.sign(x), smooth=False, kinks=("x = 0",),
+        np.abs, lambda o, x: np.sign(x), smooth=False,
         directional=lambda o, a, t: np.where(a[0] == 0, np.abs(t[0]), np.sign(a[0]) * t[0]),
         gap=lambda a, t: (a[0], t[0]),
     ),
     "max": _rule(
         lambda *a: _reduce(np.maximum, a), _max_partial, arity=None, smooth=False,
-        kinks=("two arguments tie",),
         directional=lambda o, a, t: _tied_tangent(np.max, o, a, t),
         gap=lambda a, t: _top_two_gap(a, t, largest=True),
     ),
     "min": _rule(
         lambda *a: _reduce(np.minimum, a), _max_partial, arity=None, smooth=False,
-        kinks=("two arguments tie",),
         directional=lambda o, a, t: _tied_tangent(np.min, o, a, t),
         gap=lambda a, t: _top_two_gap(a, t, largest=False),
     ),
@@ -223,7 +221,7 @@ RULES: dict[str, Rule] = {
     # σ(x)σ(-x), not o(1 - o), which cancels to 0 for x > 37
     "sigmoid": _rule(sigmoid, lambda o, x: sigmoid(x) * sigmoid(-x), complex_value=_sigmoid_complex),
     "relu": _rule(
-        lambda x: np.maximum(x, 0), lambda o, x: (x > 0) * 1.0, smooth=False, kinks=("x = 0",),
+        lambda x: np.maximum(x, 0), lambda o, x: (x > 0) * 1.0, smooth=False,
         directional=lambda o, a, t: np.where(a[0] == 0, np.maximum(t[0], 0), (a[0] > 0) * t[0]),
         gap=lambda a, t: (a[0], t[0]),
     ),
@@ -232,7 +230,6 @@ RULES: dict[str, Rule] = {
         lambda o, x, s: np.where(x > 0, 1.0, s),
         lambda o, x, s: np.where(x > 0, 0.0, x),
         smooth=False,
-        kinks=("x = 0",),
         # at x = 0 the slope's own tangent is multiplied by x = 0
         directional=lambda o, a, t: np.where(
             (a[0] > 0) | ((a[0] == 0) & (t[0] > 0)), t[0], a[1] * t[0] + a[0] * t[1]
@@ -245,7 +242,6 @@ RULES: dict[str, Rule] = {
         lambda o, x, a: np.where(x > 0, 1.0, a * np.exp(np.minimum(x, 0))),
         lambda o, x, a: np.where(x > 0, 0.0, np.expm1(np.minimum(x, 0))),
         smooth=False,
-        kinks=("x = 0 (unless alpha = 1)",),
         directional=lambda o, a, t: np.where(
             (a[0] > 0) | ((a[0] == 0) & (t[0] > 0)),
             t[0],
@@ -268,7 +264,6 @@ RULES: dict[str, Rule] = {
         lambda x: x * np.clip(x + 3.0, 0.0, 6.0) / 6.0,
         lambda o, x: np.where(x < -3.0, 0.0, np.where(x <= 3.0, (2.0 * x + 3.0) / 6.0, 1.0)),
         smooth=False,
-        kinks=("x = -3", "x = 3"),
         directional=lambda o, a, t: t[0] * _hard_swish_slope(a[0], t[0]),
         gap=lambda a, t: (np.where(np.abs(a[0] + 3) < np.abs(a[0] - 3), a[0] + 3, a[0] - 3), t[0]),
     ),
