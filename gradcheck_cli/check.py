@@ -58,7 +58,7 @@ def check(expression: str, point: Mapping[str, float], **options: Any) -> Report
     names = _validate_point(graph, point)
     wrt = _validate_wrt(graph, opts.wrt)
     _validate_methods(opts)
-    dtype = _dtype(opts.dtype)
+    dtype = DTYPES[opts.dtype]
     # In float32 the point itself is what a float32 model sees: rounded to float32. Every
     # method, and the exact reference, is taken at that same point.
     given = {n: float(dtype(point[n])) for n in names}
@@ -107,8 +107,9 @@ def check(expression: str, point: Mapping[str, float], **options: Any) -> Report
         requested = "symbolic"
     if sym is not None and sym.skipped:
         diagnostics.append(Diagnostic("symbolic-skipped", sym.note or sym.exact_note or ""))
+    sym_explained = sym is not None and sym.skipped
     if exact is not None and requested != "symbolic":
-        _float_overflow_is_not_a_verdict(results, exact, diagnostics)
+        sym_explained |= _float_overflow_is_not_a_verdict(results, exact, diagnostics)
     kink = kinks.analyse(graph, arrays, wrt)
     intervals = kink.nondifferentiable()
     for v, (left, right) in intervals.items():
@@ -119,19 +120,17 @@ def check(expression: str, point: Mapping[str, float], **options: Any) -> Report
             f"(kink at {where}); any value between them is accepted"
             + ("" if not opts.strict else ", but --strict counts this as a failure") + ".",
         ))
+    # A symbolic method stopped by its budget or by float64 overflow is explained above.
     ref_name, ok, more = compare(
         results, wrt, requested, opts.rtol, opts.atol, dtype=opts.dtype,
         exact=exact if requested != "symbolic" else None,
         intervals=intervals,
         straddles=_straddles(results, kink),
+        explained=frozenset({"symbolic"} if sym_explained else ()),
     )
     if opts.strict and intervals:
         ok = False
-    # One cause, one note: a symbolic method stopped by its budget or by float64 overflow is
-    # already explained above.
-    explained = any(d.kind in ("symbolic-skipped", "overflow") for d in diagnostics)
-    diagnostics += [d for d in more if not (d.kind == "method-failed" and explained
-                                            and d.message.startswith("symbolic "))]
+    diagnostics += more
     if ref_name is None:
         diagnostics.append(Diagnostic("no-reference", "no method could run, so nothing was compared."))
     return Report(
@@ -171,10 +170,11 @@ def _straddles(results: list[MethodReport], kink: kinks.KinkAnalysis) -> dict[st
 
 def _float_overflow_is_not_a_verdict(
     results: list[MethodReport], exact: Mapping[str, str], diagnostics: list[Diagnostic]
-) -> None:
+) -> bool:
     """The symbolic column is an oracle: where its float64 evaluation overflows although the
     exact derivative is finite (exp(800)/(1+exp(800)) for sigmoid'(-800)), it could not be
-    evaluated, which is not a wrong derivative. Said so, and not counted in the verdict."""
+    evaluated, which is not a wrong derivative. Said so, and not counted in the verdict.
+    Returns whether it did so."""
     for m in results:
         if m.name != "symbolic" or m.gradient is None:
             continue
@@ -185,6 +185,8 @@ def _float_overflow_is_not_a_verdict(
                       f"{', '.join(bad)} (an intermediate overflows), though the exact value is")
             m.gradient = None
             diagnostics.append(Diagnostic("overflow", "symbolic: " + m.note + "."))
+            return True
+    return False
 
 
 def _scalar(d: Mapping[str, np.ndarray]) -> dict[str, float]:
@@ -199,7 +201,7 @@ def _run(
     opts: Options,
     sym: symbolic.SymbolicResult | None,
 ) -> MethodReport:
-    dtype = _dtype(opts.dtype)
+    dtype = DTYPES[opts.dtype]
     if name == "reverse":
         return MethodReport(name, _scalar(reverse.gradient(graph, point, wrt, dtype)))
     if name == "forward":
@@ -222,10 +224,6 @@ def _run(
 
 
 DTYPES = {"float64": np.float64, "float32": np.float32}
-
-
-def _dtype(name: str) -> type:
-    return DTYPES[name]
 
 
 def _validate_methods(opts: Options) -> None:

@@ -18,6 +18,7 @@ import math
 from collections.abc import Mapping, Sequence
 
 import mpmath
+import numpy as np
 
 from .report import Diagnostic, MethodReport
 
@@ -67,11 +68,14 @@ def judge(g: float, r: float | str, rtol: float, atol: float) -> tuple[float, st
     return error, kind, diff <= atol + rtol * abs(rf)
 
 
+def _eps(dtype: str) -> float:
+    return float(np.finfo(dtype).eps)
+
+
 def _too_uncertain(g: float, estimate: float, dtype: str) -> bool:
     """A finite difference that itself says it is off by more than 100·cbrt(eps) relative
     (6e-4 in float64) is no witness either way: unreliable, not a failure of the derivative."""
-    eps = 1.2e-7 if dtype == "float32" else 2.2e-16
-    return not math.isfinite(estimate) or estimate > 100 * eps ** (1 / 3) * abs(g)
+    return not math.isfinite(estimate) or estimate > 100 * _eps(dtype) ** (1 / 3) * abs(g)
 
 
 def _step_text(m: MethodReport, v: str) -> str:
@@ -81,8 +85,7 @@ def _step_text(m: MethodReport, v: str) -> str:
 def _within_estimate(g: float, r: float, estimate: float, dtype: str) -> bool:
     if not (math.isfinite(g) and math.isfinite(r)):
         return g == r
-    eps = 1.2e-7 if dtype == "float32" else 2.2e-16
-    floor = ESTIMATE_FLOOR_ULPS * eps * abs(r) + 1e-300
+    floor = ESTIMATE_FLOOR_ULPS * _eps(dtype) * abs(r) + 1e-300
     if not math.isfinite(estimate):  # no estimate: no pass (compare marks it unreliable)
         return False
     return abs(g - r) <= ESTIMATE_FACTOR * estimate + floor
@@ -128,13 +131,16 @@ def compare(
     intervals: Mapping[str, tuple[float, float]] | None = None,
     straddles: Mapping[str, Mapping[str, str]] | None = None,
     dtype: str = "float64",
+    explained: frozenset[str] = frozenset(),
 ) -> tuple[str | None, bool, list[Diagnostic]]:
     """Fill each method's errors and verdicts in place; return (reference, ok, diagnostics).
 
     With `exact` (decimal text per variable), that is the reference for every method. Where f
     has a kink in v, `intervals[v]` = (left, right) one-sided derivatives and any value between
     them passes. `straddles[method][v]` says why a finite difference in v is not a fair witness
-    (its step straddles a kink): a value that would fail there is marked unreliable instead."""
+    (its step straddles a kink): a value that would fail there is marked unreliable instead.
+    Methods in `explained` could not run for a reason the caller already reported: one cause,
+    one note."""
     intervals = intervals or {}
     straddles = straddles or {}
     if exact is not None:
@@ -146,7 +152,7 @@ def compare(
         d_rtol, d_atol = table.get(m.name, EXACT_TOLERANCE)
         m.rtol = d_rtol if rtol is None else rtol
         m.atol = d_atol if atol is None else atol
-        if not m.ran:
+        if not m.ran and m.name not in explained:
             diagnostics.append(Diagnostic("method-failed", f"{m.name} could not run: {m.note}"))
     if exact is not None:
         ref: Mapping[str, float | str] = exact

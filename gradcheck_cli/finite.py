@@ -72,13 +72,9 @@ def central(
         fs = []
         for shifted, sign in ((xp, "+"), (xm, "-")):
             values = evaluate(graph, {**point, name: shifted}, dtype)
-            trouble = output_trouble(graph, values)
-            if trouble is not None:
-                return FiniteResult(
-                    None, steps,
-                    f"f is not finite at {name}{sign}h ({name} = {float(np.ravel(shifted)[0]):.17g}): "
-                    + describe_trouble(graph, trouble),
-                )
+            note = _trouble_note(graph, values, name, shifted, sign)
+            if note is not None:
+                return FiniteResult(None, steps, note)
             fs.append(values[graph.output])
         with np.errstate(all="ignore"):
             grad[name] = ((fs[0] - fs[1]) / (xp - xm)).astype(dtype)
@@ -251,7 +247,13 @@ def _not_finite_note(
     graph: Graph, point: Mapping[str, np.ndarray], name: str, shifted: np.ndarray, sign: str,
     dtype: type,
 ) -> str | None:
-    values = evaluate(graph, {**point, name: shifted}, dtype)
+    return _trouble_note(graph, evaluate(graph, {**point, name: shifted}, dtype), name, shifted, sign)
+
+
+def _trouble_note(
+    graph: Graph, values: Sequence[np.ndarray], name: str, shifted: np.ndarray, sign: str
+) -> str | None:
+    """Why f is not finite at a shifted point (None when it is)."""
     trouble = output_trouble(graph, values)
     if trouble is None:
         return None
