@@ -111,7 +111,8 @@ def check(expression: str, point: Mapping[str, float], **options: Any) -> Report
     if exact is not None and requested != "symbolic":
         sym_explained |= _float_overflow_is_not_a_verdict(results, exact, diagnostics)
     kink = kinks.analyse(graph, arrays, wrt)
-    intervals = kink.nondifferentiable()
+    intervals = {v: (float(kink.one_sided[v][0][0]), float(kink.one_sided[v][1][0]))
+                 for v in kink.nondifferentiable()}
     for v, (left, right) in intervals.items():
         where = ", ".join(k.where for k in kink.at_point)
         diagnostics.append(Diagnostic(
@@ -160,10 +161,10 @@ def _straddles(results: list[MethodReport], kink: kinks.KinkAnalysis) -> dict[st
             continue
         for v, h in m.step.items():
             near = kink.nearest.get(v)
-            if near is not None and near[0] < abs(h):
+            if near is not None and float(near[0][0]) < abs(h):
                 out.setdefault(m.name, {})[v] = (
-                    f"its step h = {abs(h):.3g} straddles a kink of {near[1]} at distance "
-                    f"{near[0]:.3g} in {v}"
+                    f"its step h = {abs(h):.3g} straddles a kink of {kink.texts[int(near[1][0])]} "
+                    f"at distance {float(near[0][0]):.3g} in {v}"
                 )
     return out
 

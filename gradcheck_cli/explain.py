@@ -6,27 +6,29 @@ long fragments so a DAG with heavy sharing cannot blow up into exponential text.
 
 from __future__ import annotations
 
-from .graph import Graph, Trouble
+from .graph import Graph, Node, Trouble
 
 _INFIX = {"add": (" + ", 1), "sub": (" - ", 1), "mul": ("*", 2), "div": ("/", 2), "pow": ("**", 4)}
 _ATOM = 5
 
 
-def node_texts(graph: Graph, max_len: int = 60, upto: int | None = None) -> list[str]:
-    """A formula fragment for each node (up to index `upto`), at most `max_len` characters."""
-    texts: list[str] = []
-    prec: list[int] = []
-    last = len(graph.nodes) if upto is None else upto + 1
-    for node in graph.nodes[:last]:
-        a = [texts[i] for i in node.args]
-        p = [prec[i] for i in node.args]
-        if node.op == "var":
-            t, q = node.name or "?", _ATOM
-        elif node.op == "const":
-            t, q = (node.name if node.name else _const_text(node.exact)), _ATOM
-            if t.startswith("-"):
-                q = 3
-        elif node.op in _INFIX:
+class _Texts:
+    """The interpretation that carries formula text and its precedence."""
+
+    def __init__(self, max_len: int) -> None:
+        self.max_len = max_len
+
+    def var(self, i: int, node: Node) -> tuple[str, int]:
+        return node.name or "?", _ATOM
+
+    def const(self, i: int, node: Node) -> tuple[str, int]:
+        t = node.name if node.name else _const_text(node.exact)
+        return t, 3 if t.startswith("-") else _ATOM
+
+    def op(self, i: int, node: Node, args: tuple[tuple[str, int], ...]) -> tuple[str, int]:
+        a = [t for t, _ in args]
+        p = [q for _, q in args]
+        if node.op in _INFIX:
             sym, q = _INFIX[node.op]
             left = a[0] if p[0] > q or (p[0] == q and node.op != "pow") else f"({a[0]})"
             right_ok = p[1] > q or (p[1] == q and node.op in ("add", "mul", "pow"))
@@ -36,11 +38,16 @@ def node_texts(graph: Graph, max_len: int = 60, upto: int | None = None) -> list
             t, q = ("-" + a[0] if p[0] >= 3 else f"-({a[0]})"), 3
         else:
             t, q = f"{node.op}({', '.join(a)})", _ATOM
-        if len(t) > max_len:
-            t, q = t[: max_len - 3] + "...", _ATOM
-        texts.append(t)
-        prec.append(q)
-    return texts
+        if len(t) > self.max_len:
+            t, q = t[: self.max_len - 3] + "...", _ATOM
+        return t, q
+
+
+def node_texts(graph: Graph, max_len: int = 60, upto: int | None = None) -> list[str]:
+    """A formula fragment for each node (up to index `upto`), at most `max_len` characters."""
+    from .interpret import walk
+
+    return [t for t, _ in walk(graph, _Texts(max_len), upto=upto)]
 
 
 def _const_text(value: object) -> str:

@@ -25,12 +25,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from fractions import Fraction
 
 import numpy as np
 
 from .explain import describe_trouble, node_texts
 from .graph import Graph, evaluate, first_trouble, output_trouble
+from .interpret import NotComplexCapable, Shifted, evaluate_output
 from .rules import RULES
 
 
@@ -108,54 +108,14 @@ def _evaluate_at(
     dep: Sequence[bool] | None = None,
     signs: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray | None, str | None]:
-    """(f, None) with the variable `name` at xs, the other variables as in `point`.
-
-    With `dep` (graph.depends_on([name])) xs is complex, and the nodes that depend on it are
-    evaluated in complex arithmetic, by `Rule.complex_value` where the real implementation is
-    not complex-capable; (None, why) if a primitive cannot be. With `signs` (two arrays of shape
-    (trials, nodes): real parts, imaginary parts), every rounded value — each operation's
-    result, each constant a float cannot hold — is moved by ±PERTURBATION times its possible
-    rounding error: eps relative, and one step of the subnormal range absolute (a result that
-    underflowed is off by that much, not by eps of itself); one trial per row, along a new
-    leading axis."""
-    lead = (-1,) + (1,) * np.ndim(xs)
-    size = PERTURBATION * float(np.finfo(dtype).eps)
-    floor = size * float(np.finfo(dtype).tiny)  # PERTURBATION times the smallest subnormal
-    out: list[np.ndarray] = [None] * len(graph.nodes)  # type: ignore[list-item]
-    with np.errstate(all="ignore"):
-        for i, node in enumerate(graph.nodes):
-            rounded, ulps = True, 1.0
-            if node.op == "var":
-                v = xs if node.name == name else np.asarray(point[node.name], dtype=dtype)
-                rounded = False
-            elif node.op == "const":
-                v = np.asarray(node.constant_value(), dtype=dtype)
-                rounded = node.name is not None or node.exact != Fraction(float(v))
-            else:
-                rule = RULES[node.op]
-                in_complex = dep is not None and dep[i]
-                fn = (rule.complex_value or rule.value) if in_complex else rule.value
-                try:
-                    v = np.asarray(fn(*(out[a] for a in node.args)))
-                except (TypeError, ValueError):
-                    v = None
-                if v is None or (in_complex and v.dtype.kind != "c"):
-                    return None, f"complex step cannot evaluate {node.op} in complex arithmetic"
-                if in_complex and node.op == "pow":
-                    # complex u**v is exp(v log u), off by about |v log |u|| eps, not eps
-                    a, b = (np.real(out[j]).astype(np.float64) for j in node.args)
-                    ulps = np.maximum(1.0, np.abs(b * np.log(np.where(a == 0, 1.0, np.abs(a)))))
-            if signs is not None and rounded:
-                re_sign, im_sign = signs[0][:, i].reshape(lead), signs[1][:, i].reshape(lead)
-                re = (1 + size * ulps * re_sign).astype(dtype)
-                re_floor = (floor * re_sign).astype(dtype)
-                if v.dtype.kind == "c":
-                    im = (1 + size * ulps * im_sign).astype(dtype)
-                    v = (v.real * re + re_floor) + 1j * (v.imag * im + (floor * im_sign).astype(dtype))
-                else:
-                    v = v * re + re_floor
-            out[i] = v
-    f = out[graph.output]
+    """(f, None) with the variable `name` at xs, the other variables as in `point`, by the one
+    interpreter carrying `interpret.Shifted` values (complex where `dep`, rounding moved by
+    `signs`: see there); (None, why) if a primitive cannot run in complex arithmetic."""
+    interp = Shifted(point, name, xs, dtype, dep, signs, PERTURBATION)
+    try:
+        f = evaluate_output(graph, interp)
+    except NotComplexCapable as exc:
+        return None, str(exc)
     if signs is not None:  # the trial axis, even where nothing was rounded (f = x)
         f = np.broadcast_to(f, np.broadcast_shapes(np.shape(f), (len(signs[0]),) + (1,) * np.ndim(xs)))
     return f, None

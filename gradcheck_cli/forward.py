@@ -1,8 +1,10 @@
-"""Forward-mode AD: dual numbers pushed through the graph in topological order.
+"""Forward-mode AD: dual numbers carried through the one interpreter in topological order.
 
-One sweep with a vector of tangents: input v_k is seeded with the unit tangent e_k, so after the
-sweep the output's tangent entry k is ∂f/∂v_k. (Equivalent to one sweep per input direction,
-with the directions stacked on a leading axis.)
+Input v_k is seeded with the unit tangent e_k, so after the walk the output's tangent entry k is
+∂f/∂v_k: one walk per chunk of at most `CHUNK` directions (equivalent to one walk per input,
+with the directions stacked on a leading axis). Chunking bounds memory: a tangent costs
+D × K numbers per node, so D is capped and the walk repeated, at the price of re-evaluating the
+values once per chunk.
 """
 
 from __future__ import annotations
@@ -11,37 +13,47 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from .dual import Dual, apply
+from .dual import Dual, Duals
 from .graph import Graph
+from .interpret import walk
+
+CHUNK = 64  # directions per walk
 
 
 def sweep(
-    graph: Graph, point: Mapping[str, np.ndarray], wrt: Sequence[str], dtype: type = np.float64
+    graph: Graph,
+    point: Mapping[str, np.ndarray],
+    wrt: Sequence[str],
+    dtype: type = np.float64,
+    directional: bool = False,
 ) -> list[Dual]:
     """The dual number of every node, tangents seeded with the unit vectors of `wrt`."""
-    shape = np.broadcast_shapes(*(np.shape(point[v]) for v in graph.variables)) if graph.variables else ()
-    seeds = np.eye(len(wrt), dtype=dtype).reshape((len(wrt), len(wrt)) + (1,) * len(shape))
-    position = {name: k for k, name in enumerate(wrt)}
-    duals: list[Dual] = []
-    for node in graph.nodes:
-        if node.op == "var":
-            value = np.asarray(point[node.name], dtype=dtype)
-            k = position.get(node.name)
-            tangent = None if k is None else np.broadcast_to(seeds[k], (len(wrt),) + shape)
-            duals.append(Dual(value, tangent))
-        elif node.op == "const":
-            duals.append(Dual(np.asarray(node.constant_value(), dtype=dtype)))
-        else:
-            duals.append(apply(node.op, *(duals[a] for a in node.args)))
-    return duals
+    eye = np.eye(len(wrt), dtype=dtype)
+    seeds = {name: eye[k] for k, name in enumerate(wrt)}
+    return walk(graph, Duals(point, seeds, dtype, directional))
 
 
 def gradient(
-    graph: Graph, point: Mapping[str, np.ndarray], wrt: Sequence[str], dtype: type = np.float64
+    graph: Graph,
+    point: Mapping[str, np.ndarray],
+    wrt: Sequence[str],
+    dtype: type = np.float64,
+    output: int | None = None,
 ) -> dict[str, np.ndarray]:
-    out = sweep(graph, point, wrt, dtype)[graph.output]
-    shape = np.shape(out.value)
-    if out.tangent is None:
-        return {name: np.zeros(shape, dtype=dtype) for name in wrt}
-    t = np.broadcast_to(out.tangent, (len(wrt),) + shape)
-    return {name: t[k].copy() for k, name in enumerate(wrt)}
+    """∂f/∂v for every v in `wrt`, shape of the batch, chunk by chunk of directions."""
+    out_index = graph.output if output is None else output
+    grads: dict[str, np.ndarray] = {}
+    for start in range(0, max(len(wrt), 1), CHUNK):
+        chunk = list(wrt[start:start + CHUNK])
+        if not chunk:
+            break
+        eye = np.eye(len(chunk), dtype=dtype)
+        seeds = {name: eye[k] for k, name in enumerate(chunk)}
+        out = walk(graph, Duals(point, seeds, dtype), upto=out_index, keep={out_index})[out_index]
+        shape = np.shape(out.value)
+        if out.tangent is None:
+            grads.update({name: np.zeros(shape, dtype=dtype) for name in chunk})
+            continue
+        t = np.broadcast_to(out.tangent, (len(chunk),) + shape)
+        grads.update({name: np.asarray(t[k], dtype=dtype).copy() for k, name in enumerate(chunk)})
+    return grads

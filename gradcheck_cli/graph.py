@@ -7,7 +7,7 @@ every node by (op, args, constant), so `sin(x)*sin(x)` has one `sin` node used t
 
 A node is a variable (`var`, with its name), a constant (`const`, with an exact rational value,
 or the named constants `pi` and `E`), or an operation whose name is a key of `rules.RULES`.
-Values are numpy arrays from the start: one point has shape (), K points shape (K,).
+The graph is built once and read by one interpreter (`interpret.py`) for every method.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import cached_property
 
 import numpy as np
 
@@ -39,14 +40,36 @@ class Node:
         return float(self.exact)
 
 
+Shape = tuple[int, ...]
+
+
 @dataclass(frozen=True)
 class Graph:
-    """An immutable DAG. `output` is the index of the node whose value is the function."""
+    """An immutable DAG, the IR every method reads.
+
+    - `nodes`: topological order, hash-consed.
+    - `outputs`: the nodes whose values are the function's outputs (one for a formula; a program
+      may name several, and a Jacobian is one gradient per output). `output` is the first.
+    - `labels`: node index -> step name, for programs with named steps (empty for a formula).
+    - `shapes`: the value shape of every node, computed when the graph is built (like JAX's
+      abstract evaluation), so a shape error names its operation before anything is evaluated.
+      Every node is a scalar, `()`, for now; vectors and matrices will only add shapes.
+
+    The batch of points is *not* a shape: at run time a node's value is an array broadcastable
+    to `(K, *shape)`, K the number of points, the batch axis leading (a constant stays
+    unbatched and broadcasts). A later reduction over a node's shape never touches axis 0.
+    """
 
     nodes: tuple[Node, ...]
-    output: int
+    outputs: tuple[int, ...]
     variables: tuple[str, ...]  # free variables, sorted naturally (x2 before x10)
     var_nodes: Mapping[str, int] = field(repr=False)
+    labels: Mapping[int, str] = field(default_factory=dict, repr=False)
+    shapes: tuple[Shape, ...] = field(default=(), repr=False)
+
+    @property
+    def output(self) -> int:
+        return self.outputs[0]
 
     def __len__(self) -> int:
         return len(self.nodes)
@@ -58,6 +81,16 @@ class Graph:
         for i, node in enumerate(self.nodes):
             dep[i] = i in wanted or any(dep[a] for a in node.args)
         return dep
+
+    @cached_property
+    def last_use(self) -> tuple[int, ...]:
+        """For every node, the index of the last node that reads it (itself if none does):
+        a walk that only needs the outputs can free a value after that step."""
+        last = list(range(len(self.nodes)))
+        for i, node in enumerate(self.nodes):
+            for a in node.args:
+                last[a] = i
+        return tuple(last)
 
     def depth(self) -> int:
         """Longest path from a leaf to the output (a leaf has depth 0)."""
@@ -117,23 +150,44 @@ class GraphBuilder:
     def node(self, index: int) -> Node:
         return self._nodes[index]
 
-    def build(self, output: int) -> Graph:
-        # Keep only what the output needs (the parser never leaves orphans, but a caller might).
+    def build(self, output: int | Sequence[int], labels: Mapping[int, str] | None = None) -> Graph:
+        """The graph of `output` (one node index, or several): only what the outputs need, in
+        topological order. `labels` names steps (node index -> name) for programs."""
+        outputs = (output,) if isinstance(output, int) else tuple(output)
+        if not outputs:
+            raise ValueError("a graph needs at least one output")
         needed = [False] * len(self._nodes)
-        needed[output] = True
-        for i in range(output, -1, -1):
+        for o in outputs:
+            needed[o] = True
+        last = max(outputs)
+        for i in range(last, -1, -1):
             if needed[i]:
                 for a in self._nodes[i].args:
                     needed[a] = True
         remap: dict[int, int] = {}
         nodes: list[Node] = []
-        for i, node in enumerate(self._nodes[: output + 1]):
+        shapes: list[Shape] = []
+        for i, node in enumerate(self._nodes[: last + 1]):
             if needed[i]:
                 remap[i] = len(nodes)
                 nodes.append(Node(node.op, tuple(remap[a] for a in node.args), node.name, node.exact))
+                shapes.append(_shape_of(node, [shapes[remap[a]] for a in node.args]))
         var_nodes = {n.name: i for i, n in enumerate(nodes) if n.op == "var"}
-        variables = tuple(sorted(var_nodes, key=natural_key))
-        return Graph(tuple(nodes), remap[output], variables, var_nodes)  # type: ignore[arg-type]
+        variables = tuple(sorted(var_nodes, key=natural_key))  # type: ignore[arg-type]
+        kept = {remap[i]: name for i, name in (labels or {}).items() if i in remap}
+        return Graph(tuple(nodes), tuple(remap[o] for o in outputs), variables,
+                     var_nodes, kept, tuple(shapes))  # type: ignore[arg-type]
+
+
+def _shape_of(node: Node, arg_shapes: Sequence[Shape]) -> Shape:
+    """A node's value shape from its arguments' (scalars only today: variables and constants
+    are scalars, and every rule is elementwise, so shapes broadcast)."""
+    if not node.args:
+        return ()
+    try:
+        return tuple(np.broadcast_shapes(*arg_shapes))
+    except ValueError:
+        raise ValueError(f"{node.op}: argument shapes {list(arg_shapes)} do not broadcast") from None
 
 
 @dataclass(frozen=True)
@@ -151,16 +205,9 @@ def evaluate(
 ) -> list[np.ndarray]:
     """Every node's value at `point` (numpy arrays, broadcast together). Never raises on
     overflow or domain errors: those give inf/nan, which `first_trouble` locates."""
-    values: list[np.ndarray] = [None] * len(graph.nodes)  # type: ignore[list-item]
-    with np.errstate(all="ignore"):
-        for i, node in enumerate(graph.nodes):
-            if node.op == "var":
-                values[i] = np.asarray(point[node.name], dtype=dtype)
-            elif node.op == "const":
-                values[i] = np.asarray(node.constant_value(), dtype=dtype)
-            else:
-                values[i] = np.asarray(RULES[node.op].value(*(values[a] for a in node.args)))
-    return values
+    from .interpret import Values, walk
+
+    return walk(graph, Values(point, dtype))
 
 
 def first_trouble(graph: Graph, values: Sequence[np.ndarray]) -> Trouble | None:

@@ -6,15 +6,18 @@ and finite-difference methods never read it; they are the independent oracles th
 wrong entry here (and `tests/test_rules.py` checks every entry against `sympy.diff`).
 
 Conventions:
-- `value(*args)` takes numpy arrays (any shape, broadcast) and returns one.
+- `value(*args)` takes numpy arrays (any shape, broadcast: the batch of points is the leading
+  axis) and returns one. Every rule is elementwise, so a node's shape is its arguments'
+  broadcast shape (`graph._shape_of`); a later rule that is not elementwise (sum, matmul) will
+  give its own shape, JVP and VJP.
 - `partials[j](out, *args)` is d(out)/d(args[j]); it receives the node's own output `out` so
   exp, sigmoid, tanh, sqrt reuse it. An n-ary rule (max, min) has one partial
   `partials[0](j, out, *args)` for every argument.
 - Values are computed stably where the primitive is a library function (sigmoid(-800) and
   softplus(800) are exact); what a user writes out by hand keeps its own numerics.
-- Partials of the smooth rules use only numpy ufuncs and arithmetic, so later work can push
-  dual numbers through them (Hessians by forward-over-reverse); the non-smooth ones select
-  branches with np.where, which a dual number will need to support first.
+- Partials are numpy functions of numpy arrays; they are not written in the table's own ops,
+  so they cannot be differentiated again yet (Hessians by forward-over-reverse will need that;
+  `Dual` values do not pass through a partial).
 - At a kink the AD value is one one-sided derivative, chosen as PyTorch does: relu'(0) = 0,
   abs'(0) = 0, leaky_relu'(0) = slope, hard_swish'(±3) = the inner branch's slope, ties in
   max/min share the gradient evenly.
@@ -157,16 +160,6 @@ class Rule:
             return self.partials[0](j, out, *args)
         return self.partials[j](out, *args)
 
-    def directional_derivative(
-        self, out: Array, args: tuple[Array, ...], tangents: tuple[Array, ...]
-    ) -> Array:
-        """d out along the input tangents; for a smooth rule the chain rule sum."""
-        if self.directional is not None:
-            return self.directional(out, args, tangents)
-        # zero tangents contribute zero even against an infinite partial (see dual.apply)
-        return sum(np.where(t == 0, 0.0, self.partial(j, out, args) * t)
-                   for j, t in enumerate(tangents))
-
 
 def _rule(value: Callable[..., Array], *partials: Callable[..., Array], **kw: Any) -> Rule:
     arity = kw.pop("arity", len(partials))
@@ -180,11 +173,13 @@ RULES: dict[str, Rule] = {
     "mul": _rule(np.multiply, lambda o, a, b: b, lambda o, a, b: a),
     "div": _rule(np.divide, lambda o, a, b: 1.0 / b, lambda o, a, b: -o / b),
     "neg": _rule(np.negative, lambda o, a: -np.ones_like(o)),
-    # b = 0: the partial is 0 even at a = 0, where b * a**(b-1) would be 0 * inf
+    # b = 0: the partial is 0 even at a = 0, where b * a**(b-1) would be 0 * inf.
+    # ∂/∂b at a = 0, b > 0 is the limit 0 (a**b ≡ 0 for a = 0, b > 0; u**v log u -> 0):
+    # 0 * log(0) would be 0 * -inf = nan (autograd's own test: 0**y at y = 0.4556).
     "pow": _rule(
         np.power,
         lambda o, a, b: np.where(b == 0, 0.0, b * a ** (b - 1)),
-        lambda o, a, b: o * np.log(a),
+        lambda o, a, b: np.where((a == 0) & (b > 0), 0.0, o * np.log(a)),
     ),
     # elementary functions
     "sin": _rule(np.sin, lambda o, x: np.cos(x)),
@@ -290,14 +285,19 @@ def _tied_tangent(pick: Callable[..., Array], out: Array, args: tuple[Array, ...
 
 
 def _top_two_gap(args: tuple[Array, ...], tangents: tuple[Array, ...], largest: bool) -> tuple[Array, Array]:
-    """Signed difference between the best and second-best argument, and its tangent."""
-    shape = np.broadcast_shapes(*(np.shape(a) for a in args), *(np.shape(t) for t in tangents))
-    a = np.stack([np.broadcast_to(x, shape) for x in args])
-    t = np.stack([np.broadcast_to(x, shape) for x in tangents])
+    """Signed difference between the best and second-best argument, and its tangent (the
+    tangents carry a leading axis of directions, the arguments do not)."""
+    a = np.stack(np.broadcast_arrays(*args))
     order = np.argsort(-a if largest else a, axis=0, kind="stable")
-    first = np.take_along_axis(a, order[:1], 0)[0], np.take_along_axis(t, order[:1], 0)[0]
-    second = np.take_along_axis(a, order[1:2], 0)[0], np.take_along_axis(t, order[1:2], 0)[0]
-    return first[0] - second[0], first[1] - second[1]
+    first, second = order[:1], order[1:2]
+    g = np.take_along_axis(a, first, 0)[0] - np.take_along_axis(a, second, 0)[0]
+    t = np.stack(np.broadcast_arrays(*tangents))  # (m, D, ...)
+    shape = np.broadcast_shapes(t.shape[2:], a.shape[1:])
+    t = np.broadcast_to(t, t.shape[:2] + shape)
+    pick = [np.broadcast_to(o[:, None], (1, t.shape[1]) + shape) for o in (
+        np.broadcast_to(first, (1,) + shape), np.broadcast_to(second, (1,) + shape))]
+    dg = np.take_along_axis(t, pick[0], 0)[0] - np.take_along_axis(t, pick[1], 0)[0]
+    return g, dg
 
 
 def _reduce(f: Callable[[Array, Array], Array], args: tuple[Array, ...]) -> Array:

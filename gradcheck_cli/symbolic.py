@@ -21,7 +21,8 @@ import numpy as np
 
 from . import budget
 from .functions import meaning_of
-from .graph import Graph
+from .graph import Graph, Node
+from .interpret import walk
 from .rules import erf as _erf_numpy
 
 SYMBOLIC_TIMEOUT = 10.0  # seconds, --symbolic-timeout
@@ -39,30 +40,40 @@ class SymbolicResult:
     skipped: bool = False  # stopped by its budget (time or memory), not by SymPy itself
 
 
-def to_sympy(graph: Graph, symbols: Mapping[str, Any] | None = None) -> Any:
-    """The graph as an unevaluated SymPy expression (variables real; `symbols` overrides)."""
+class _Sympy:
+    """The interpretation that carries SymPy expressions (each operation's meaning from
+    `functions.py`)."""
+
+    def __init__(self, sp: Any, symbols: dict[str, Any]) -> None:
+        self.sp, self.symbols = sp, symbols
+
+    def var(self, i: int, node: Node) -> Any:
+        expr = self.symbols.get(node.name)  # type: ignore[arg-type]
+        if expr is None:
+            expr = self.symbols[node.name] = self.sp.Symbol(node.name, real=True)  # type: ignore[index]
+        return expr
+
+    def const(self, i: int, node: Node) -> Any:
+        sp = self.sp
+        if node.name == "pi":
+            return sp.pi
+        if node.name == "E":
+            return sp.E
+        assert node.exact is not None
+        return sp.Rational(node.exact.numerator, node.exact.denominator)
+
+    def op(self, i: int, node: Node, args: tuple[Any, ...]) -> Any:
+        expr = meaning_of(node.op)(self.sp, *args)
+        hash(expr)  # SymPy hashes recursively but caches: prime it bottom-up, never deep
+        return expr
+
+
+def to_sympy(graph: Graph, symbols: Mapping[str, Any] | None = None, output: int | None = None) -> Any:
+    """The graph as a SymPy expression (variables real; `symbols` overrides)."""
     import sympy as sp
 
-    symbols = dict(symbols or {})
-    built: list[Any] = []
-    for node in graph.nodes:
-        if node.op == "var":
-            expr = symbols.get(node.name)
-            if expr is None:
-                expr = symbols[node.name] = sp.Symbol(node.name, real=True)
-        elif node.op == "const":
-            if node.name == "pi":
-                expr = sp.pi
-            elif node.name == "E":
-                expr = sp.E
-            else:
-                assert node.exact is not None
-                expr = sp.Rational(node.exact.numerator, node.exact.denominator)
-        else:
-            expr = meaning_of(node.op)(sp, *(built[a] for a in node.args))
-        hash(expr)  # SymPy hashes recursively but caches: prime it bottom-up, never deep
-        built.append(expr)
-    return built[graph.output]
+    out = graph.output if output is None else output
+    return walk(graph, _Sympy(sp, dict(symbols or {})), upto=out)[out]
 
 
 def _modules() -> list[Any]:
