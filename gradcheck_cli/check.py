@@ -1,28 +1,62 @@
-"""One check: formula and point in, every method's gradient and a verdict out (a Report)."""
+"""One check: a formula and a batch of points in, every method's gradient and a verdict out.
+
+The order of work, under one time budget (`timeout`):
+1. parse; start SymPy in the shared worker at once (its import and differentiation overlap
+   everything below), unless the graph is too large for it (`SYMBOLIC_MAX_NODES`) and it was
+   not asked for by name;
+2. evaluate f at every point (a point where f is undefined is bad input; sampled points were
+   redrawn before);
+3. the fast methods, all points at once: reverse (reusing step 2's values), forward, the
+   finite differences;
+4. the kink analysis, and collect SymPy with whatever budget is left (skipped with a note when
+   it runs out, never an error);
+5. the reference per cell (`judge.assemble`), computing the complex step or Richardson only
+   where a fallback is needed; the one-sided probe where nothing else is finite or the AD broke;
+6. judge every cell; past `EXACT_ALL_POINTS` points, fetch the exact derivative at the failing
+   and the worst points and judge again;
+7. the verdict: fail if any cell fails (or, with `strict`, a kink/convention/nondifferentiable
+   cell), inconclusive if no cell could be judged, else pass.
+"""
 
 from __future__ import annotations
 
 import math
+import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import mpmath
 import numpy as np
 
-from . import finite, forward, kinks, reverse, symbolic
-from .compare import compare
+from . import judge, kinks, probe, sampling, symbolic
 from .errors import GradcheckError
-from .explain import describe_trouble
+from .explain import describe_trouble, node_texts
 from .graph import Graph, evaluate, first_trouble, natural_key
+from .interpret import backward
+from .judge import Reasons, Reference, Special
 from .limits import DEFAULT_LIMITS, Limits
+from .methods import (
+    DEFAULT_METHODS,
+    METHODS,
+    REFERENCE_CHAIN,
+    REFERENCES,
+    REGISTRY,
+    Context,
+    MethodResult,
+)
 from .parse import CONSTANT_NAMES, parse
-from .report import Diagnostic, MethodReport, Report
+from .report import Diagnostic, MethodReport, Report, Sample
 
-METHODS = ("reverse", "forward", "symbolic", "central", "richardson", "complex")
-DEFAULT_METHODS = ("reverse", "forward", "symbolic", "central")
-REFERENCES = ("auto", "exact", *METHODS)
-FINITE_METHODS = {"central": finite.central, "richardson": finite.richardson,
-                  "complex": finite.complex_step}
+# SymPy's cost explodes with the graph's size (benchmarks/sympy_scaling.py); above this it is
+# skipped at once unless asked for by name (--methods symbolic, --reference exact|symbolic).
+SYMBOLIC_MAX_NODES = 2_000
+# The exact reference runs at every point up to this many points; past it, at the failing and
+# the worst points only (at most EXACT_FOCUS of them), so its cost stays bounded.
+EXACT_ALL_POINTS = 100
+EXACT_FOCUS = 20
+DTYPES = {"float64": np.float64, "float32": np.float32}
 
 
 @dataclass(frozen=True)
@@ -30,11 +64,11 @@ class Options:
     """Everything that tunes a check; the CLI's flags map onto these one to one."""
 
     wrt: Sequence[str] | None = None  # default: every variable
-    methods: Sequence[str] = DEFAULT_METHODS  # any of METHODS; "all" for every one
-    reference: str = "auto"  # exact when it fits the symbolic budget, else symbolic
-    rtol: float | None = None  # None: each method's default (compare.DEFAULT_TOLERANCES)
-    atol: float | None = None
-    step: float | None = None  # finite-difference step; None: cbrt(eps)*max(1,|x|)
+    methods: Sequence[str] | None = None  # None: DEFAULT_METHODS; "all" for every one
+    reference: str = "auto"  # exact where it can be had, else the REFERENCE_CHAIN
+    rtol: float | None = None  # None: each method's default (methods.REGISTRY)
+    atol: float | None = None  # None: rtol × the gradient's size at the point
+    step: float | None = None  # central difference step; None: cbrt(eps)*max(1,|x|)
     limits: Limits = field(default_factory=lambda: DEFAULT_LIMITS)
     show_formula: bool = False
     symbolic_timeout: float = symbolic.SYMBOLIC_TIMEOUT
@@ -42,210 +76,619 @@ class Options:
     exact_digits: int = symbolic.EXACT_DIGITS
     strict: bool = False  # a point where f is not differentiable fails the check
     dtype: str = "float64"  # float32: AD and finite differences run in float32
+    timeout: float | None = None  # seconds for the whole check (SymPy gets what is left)
+    sample: int | None = None  # draw this many points (the point given fixes variables)
+    domain: Mapping[str, tuple[float, float]] | None = None  # per variable (LO, HI)
+    seed: int | None = None
 
 
-def check(expression: str, point: Mapping[str, float], **options: Any) -> Report:
-    """Check the gradient of `expression` at `point`. Raises GradcheckError on bad input.
+def check(expression: str, point: Mapping[str, Any] | None = None, **options: Any) -> Report:
+    """Check the gradient of `expression` at `point` — plain numbers for one point, or arrays of
+    equal length for many — or at `sample` drawn points. Raises GradcheckError on bad input.
 
     Keyword arguments are the fields of `Options`."""
+    started = time.monotonic()
     try:
         opts = replace(Options(), **options)
     except TypeError as exc:
         raise GradcheckError("usage", str(exc)) from None
-    if list(opts.methods) == ["all"]:
-        opts = replace(opts, methods=METHODS)
+    deadline = started + opts.timeout if opts.timeout else math.inf
+    names = _validate_methods(opts)
     graph = parse(expression, opts.limits)
-    names = _validate_point(graph, point)
     wrt = _validate_wrt(graph, opts.wrt)
-    _validate_methods(opts)
     dtype = DTYPES[opts.dtype]
-    # In float32 the point itself is what a float32 model sees: rounded to float32. Every
-    # method, and the exact reference, is taken at that same point.
-    given = {n: float(dtype(point[n])) for n in names}
-    arrays = {n: np.asarray(given[n], dtype=dtype) for n in names}
+    point = dict(point or {})
 
-    values = evaluate(graph, arrays, dtype)
-    trouble = first_trouble(graph, values)
-    diagnostics: list[Diagnostic] = []
-    if trouble is not None:
-        if not np.all(np.isfinite(values[graph.output])):
-            raise GradcheckError(
-                "undefined",
-                f"the formula is not finite at this point: {describe_trouble(graph, trouble)}.",
-            )
-        diagnostics.append(Diagnostic(
-            "overflow",
-            f"f is finite here but a step of it is not: {describe_trouble(graph, trouble)}. "
-            "Derivatives through that step may be nan or inf.",
-        ))
+    sample: Sample | None = None
+    if opts.sample is not None:
+        _validate_point(graph, point, require_all=False)
+        seed = opts.seed if opts.seed is not None else sampling.new_seed()
+        drawn = sampling.draw(graph, opts.sample, opts.domain or {}, seed,
+                              {v: float(x) for v, x in point.items()}, dtype)
+        points = drawn.points
+        sample = Sample(opts.sample, seed, drawn.domain, drawn.redrawn, drawn.dropped,
+                        drawn.undefined_where)
+        batched = True
+    else:
+        if opts.domain:
+            raise GradcheckError("usage", "--domain needs --sample N (the number of points to draw).")
+        points, batched = _validate_point(graph, point, require_all=True)
+        # In float32 the point itself is what a float32 model sees: rounded to float32. Every
+        # method, and the exact reference, is taken at that same point.
+        points = {v: np.asarray(p, dtype=dtype).astype(np.float64) for v, p in points.items()}
+    k = len(next(iter(points.values()))) if points else 1
+    arrays = {v: np.asarray(p, dtype=dtype) for v, p in points.items()}
 
     wants_exact = opts.reference in ("auto", "exact")
-    needs_symbolic = "symbolic" in opts.methods or opts.reference == "symbolic" or wants_exact
-    sym = None
+    asked = opts.methods is not None and "symbolic" in names or opts.reference in ("exact", "symbolic")
+    too_big = len(graph) > SYMBOLIC_MAX_NODES and not asked
+    needs_symbolic = bool(wrt) and not too_big and (
+        "symbolic" in names or opts.reference in ("auto", "exact", "symbolic"))
+    job = None
     if needs_symbolic:
-        sym = symbolic.gradient(
-            graph, given, wrt,
-            formulas=opts.show_formula,
-            exact_digits=opts.exact_digits if wants_exact else None,
-            timeout=opts.symbolic_timeout,
-            memory=opts.symbolic_memory,
-        )
-    results = [
-        _run(name, graph, arrays, wrt, opts, sym)
-        for name in METHODS
-        if name in opts.methods or name == opts.reference
-    ]
-    exact = sym.exact if sym is not None else None
-    requested = opts.reference
-    if wants_exact and exact is None:
-        why = (sym.exact_note or sym.note) if sym is not None else None
-        if opts.reference == "exact":
-            diagnostics.append(Diagnostic(
-                "reference-fallback",
-                f"the exact reference could not be computed ({why}); falling back to symbolic.",
-            ))
-        requested = "symbolic"
-    if sym is not None and sym.skipped:
-        diagnostics.append(Diagnostic("symbolic-skipped", sym.note or sym.exact_note or ""))
-    sym_explained = sym is not None and sym.skipped
-    if exact is not None and requested != "symbolic":
-        sym_explained |= _float_overflow_is_not_a_verdict(results, exact, diagnostics)
-    kink = kinks.analyse(graph, arrays, wrt)
-    intervals = {v: (float(kink.one_sided[v][0][0]), float(kink.one_sided[v][1][0]))
-                 for v in kink.nondifferentiable()}
-    for v, (left, right) in intervals.items():
-        where = ", ".join(k.where for k in kink.at_point)
+        job = symbolic.Job(opts.symbolic_memory, opts.symbolic_timeout)
+        job.start(graph, points, wrt, formulas=opts.show_formula,
+                  exact_digits=opts.exact_digits if wants_exact else None,
+                  exact_points=None if k <= EXACT_ALL_POINTS else [])
+
+    diagnostics: list[Diagnostic] = []
+    values = evaluate(graph, arrays, dtype)
+    f = np.broadcast_to(values[graph.output], (k,)).astype(np.float64)
+    _refuse_undefined(graph, values, f, points, diagnostics)
+
+    ctx = Context(graph, arrays, wrt, dtype, opts.step, values)
+    results: dict[str, MethodResult] = {}
+    for name in names:
+        if name != "symbolic":
+            results[name] = REGISTRY[name].run(ctx)
+    kink = kinks.analyse(graph, arrays, wrt) if wrt else kinks.KinkAnalysis(points=k)
+
+    sym: symbolic.SymbolicResult | None = None
+    if job is not None:
+        margin = 0.1 * (opts.timeout or 0.0)
+        sym = job.finish(deadline - margin)
+        if sym.skipped or (sym.gradient is None and sym.note):
+            diagnostics.append(Diagnostic("symbolic-skipped", f"SymPy was skipped: {sym.note or sym.exact_note}."))
+    elif too_big and ("symbolic" in names or wants_exact):
         diagnostics.append(Diagnostic(
-            "nondifferentiable",
-            f"not differentiable at this point in {v}: ∂f/∂{v}⁻ = {left:g}, ∂f/∂{v}⁺ = {right:g} "
-            f"(kink at {where}); any value between them is accepted"
-            + ("" if not opts.strict else ", but --strict counts this as a failure") + ".",
-        ))
-    # A symbolic method stopped by its budget or by float64 overflow is explained above.
-    ref_name, ok, more = compare(
-        results, wrt, requested, opts.rtol, opts.atol, dtype=opts.dtype,
-        exact=exact if requested != "symbolic" else None,
-        intervals=intervals,
-        straddles=_straddles(results, kink),
-        explained=frozenset({"symbolic"} if sym_explained else ()),
-    )
-    if opts.strict and intervals:
-        ok = False
-    diagnostics += more
-    if ref_name is None:
-        diagnostics.append(Diagnostic("no-reference", "no method could run, so nothing was compared."))
+            "symbolic-skipped",
+            f"SymPy was skipped: the graph has {len(graph):,} nodes, above the "
+            f"{SYMBOLIC_MAX_NODES:,} where SymPy's cost explodes (ask for it with --methods symbolic "
+            "or --reference exact)."))
+    ctx.symbolic = sym
+    if "symbolic" in names:
+        results["symbolic"] = REGISTRY["symbolic"].run(ctx)
+        if too_big:
+            results["symbolic"].note = f"skipped: the graph has {len(graph):,} nodes (over {SYMBOLIC_MAX_NODES:,})"
+
+    state = _Judging(graph, ctx, points, f, wrt, names, opts, results, kink, sym, job, deadline)
+    state.run()
+    if state.needs_more_exact():
+        state.more_exact()
+        state.run()
+    diagnostics += state.diagnostics
+    if sample is not None and sample.dropped:
+        diagnostics.append(Diagnostic(
+            "undefined-points",
+            f"f was undefined at {sample.dropped} of {sample.n} drawn points even after "
+            f"{sampling.REDRAWS} redraws ({sample.undefined_where}); they were not checked."))
+    methods = [state.reports[n] for n in names]
+    verdict = _verdict(methods, wrt, opts.strict)
+    if verdict == "inconclusive":
+        diagnostics.append(Diagnostic("inconclusive", _inconclusive_why(methods, wrt)))
     return Report(
         expression=expression,
-        point=given,
-        value=float(values[graph.output]),
-        wrt=wrt,
-        reference=ref_name or requested,
-        methods=[r for r in results if r.name in opts.methods or r.name == ref_name],
-        ok=ok,
+        points=points,
+        f=f,
+        wrt=list(wrt),
+        reference=state.main_reference,
+        methods=methods,
+        verdict=verdict,
         diagnostics=diagnostics,
         formulas=sym.formulas if sym is not None else {},
-        exact=exact if ref_name == "exact" else None,
-        one_sided=intervals,
-        dtype=opts.dtype,
+        exact_text=sym.exact if sym is not None else {},
+        reference_source={v: r.source for v, r in state.refs.items()},
+        reference_values={v: r.hi for v, r in state.refs.items()},
+        reference_note=state.reference_note,
+        kinks={v: (state.corner.get(v, np.zeros(k, bool)), *state.intervals[v]) for v in state.intervals},
         strict=opts.strict,
+        dtype=opts.dtype,
         nodes=len(graph),
         depth=graph.depth(),
+        batched=batched,
+        sample=sample,
+        reasons=state.reasons.texts,
     )
 
 
-def _straddles(results: list[MethodReport], kink: kinks.KinkAnalysis) -> dict[str, dict[str, str]]:
-    """For each finite-difference method, the variables whose step reaches past a kink."""
-    out: dict[str, dict[str, str]] = {}
-    for m in results:
-        if m.step is None:
+class _Judging:
+    """Steps 5–6 of the module docstring, re-runnable when more exact values arrive."""
+
+    def __init__(self, graph: Graph, ctx: Context, points: Mapping[str, np.ndarray], f: np.ndarray,
+                 wrt: Sequence[str], names: Sequence[str], opts: Options,
+                 results: dict[str, MethodResult], kink: kinks.KinkAnalysis,
+                 sym: symbolic.SymbolicResult | None, job: symbolic.Job | None, deadline: float) -> None:
+        self.graph, self.ctx, self.points, self.f, self.wrt = graph, ctx, points, f, wrt
+        self.names, self.opts, self.results, self.kink = names, opts, results, kink
+        self.sym, self.job, self.deadline = sym, job, deadline
+        self.k = len(f)
+        self.eps = float(np.finfo(DTYPES[opts.dtype]).eps)
+        self.reasons = Reasons()
+        self.fallbacks: dict[str, MethodResult] = {}
+        self.diagnostics: list[Diagnostic] = []
+        self.reports: dict[str, MethodReport] = {}
+        self.refs: dict[str, Reference] = {}
+        self.corner: dict[str, np.ndarray] = {}
+        self.intervals: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.main_reference = "none"
+        self.reference_note = ""
+        self.texts: list[str] | None = None
+
+    # ---------------------------------------------------------------- the reference
+    def _exact(self) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict[str, np.ndarray]] | None:
+        if self.sym is None or not self.sym.exact or self.opts.reference not in ("auto", "exact"):
+            return None
+        exact: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        why: dict[str, np.ndarray] = {}
+        for v in self.wrt:
+            hi = np.full(self.k, np.nan)
+            lo = np.zeros(self.k)
+            w = np.full(self.k, -1, dtype=np.int32)
+            for p, texts in self.sym.exact.items():
+                hi[p], lo[p] = _double_double(texts[v])
+                note = self.sym.exact_why.get(p, {}).get(v)
+                if note is not None:
+                    w[p] = self.reasons.add(note)
+            exact[v], why[v] = (hi, lo), w
+        return exact, why
+
+    def _fallback(self, name: str, need: np.ndarray) -> MethodResult | None:
+        """A reference-capable method's result, computed only at the points `need` if it was
+        not requested (NaN elsewhere)."""
+        if name in self.results:
+            return self.results[name]
+        if name == "symbolic":
+            return REGISTRY["symbolic"].run(self.ctx) if self.sym is not None else None
+        if not need.any():
+            return None
+        have = self.fallbacks.get(name)
+        if have is not None and getattr(have, "_computed_at", None) is not None and \
+                not (need & ~have._computed_at).any():  # type: ignore[attr-defined]
+            return have
+        index = np.flatnonzero(need)
+        sub = REGISTRY[name].run(self.ctx.subset(index))
+        full = MethodResult({}, sub.note, None, {}, {}, sub.why)
+        for v in self.wrt:
+            g = np.full(self.k, np.nan)
+            e = np.full(self.k, np.inf)
+            b = np.ones(self.k, dtype=bool)
+            if sub.values is not None:
+                g[index] = sub.values[v]
+                assert sub.estimate is not None
+                e[index] = sub.estimate[v]
+                b[index] = sub.bad.get(v, np.zeros(len(index), dtype=bool))
+            full.values[v], full.estimate[v], full.bad[v] = g, e, b  # type: ignore[index]
+        full._computed_at = need.copy()  # type: ignore[attr-defined]
+        self.fallbacks[name] = full
+        return full
+
+    def _references(self) -> dict[str, Reference]:
+        chosen = self.opts.reference
+        exact = self._exact()
+        order = list(REFERENCE_CHAIN)
+        if chosen not in ("auto", "exact"):
+            order = [chosen] + [n for n in order if n != chosen]
+        candidates = []
+        need = np.ones(self.k, dtype=bool)
+        if exact is not None:
+            need = ~np.logical_and.reduce([np.isfinite(exact[0][v][0]) for v in self.wrt]) \
+                if self.wrt else np.zeros(self.k, bool)
+        for name in order:
+            res = self._fallback(name, need)
+            if res is None or res.values is None:
+                continue
+            candidates.append((name, res.values, res.estimate if REGISTRY[name].by_estimate else None,
+                               res.bad))
+            got = np.logical_and.reduce([np.isfinite(res.values[v]) for v in self.wrt]) \
+                if self.wrt else np.ones(self.k, bool)
+            need = need & ~got
+        # σ from the best value known per cell: exact, else the first finite candidate
+        guess: dict[str, np.ndarray] = {}
+        for v in self.wrt:
+            g = exact[0][v][0].copy() if exact else np.full(self.k, np.nan)
+            for _, vals, _, _ in candidates:
+                if vals is not None:
+                    g = np.where(np.isfinite(g), g, np.asarray(vals[v], dtype=np.float64))
+            guess[v] = g
+        self.sigma = judge.scale(guess, self.f, self.points)
+        return judge.assemble(self.wrt, self.k, exact[0] if exact else None,
+                              exact[1] if exact else None, candidates, self.eps, self.reasons,
+                              self.sigma)
+
+    # ---------------------------------------------------------------- what f does
+    def _specials(self, refs: dict[str, Reference]) -> dict[str, Special]:
+        k, kink = self.k, self.kink
+        if self.texts is None:
+            self.texts = node_texts(self.graph)
+        specials: dict[str, Special] = {v: Special() for v in self.wrt}
+        nondiff = kink.nondifferentiable()
+        on = kink.on_kink
+        for v in self.wrt:
+            sp = specials[v]
+            if v in kink.one_sided:
+                left, right = kink.one_sided[v]
+                corner = nondiff.get(v, np.zeros(k, dtype=bool))
+                sp.corner, sp.interval = corner.copy(), (left.copy(), right.copy())
+                sp.agree = on & ~corner
+                sp.agreed = right
+                if sp.agree.any():
+                    sp.convention_why = np.full(k, -1, dtype=np.int32)
+                    for p in np.flatnonzero(sp.agree)[:1000]:
+                        sp.convention_why[p] = self.reasons.add(
+                            f"an AD convention at the switching point of {kink.where(int(p))}: "
+                            f"f is differentiable here, f′ = {right[p]:.6g} from both sides")
+            if v in kink.nearest:
+                distance, node = kink.nearest[v]
+                sp.straddle = distance
+                sp.straddle_why = np.full(k, -1, dtype=np.int32)
+                for i in np.unique(node):
+                    sp.straddle_why[node == i] = self.reasons.add(
+                        f"its step straddles a kink of {self.texts[int(i)]}")
+        self._probe(refs, specials)
+        return specials
+
+    def _probe(self, refs: dict[str, Reference], specials: dict[str, Special]) -> None:
+        """Cells with no finite reference, or where an AD method is not finite, are classified
+        by one-sided difference quotients (probe.py)."""
+        ad_bad: dict[str, np.ndarray] = {}
+        for name, res in self.results.items():
+            if REGISTRY[name].kind == "ad" and res.values is not None:
+                for v in self.wrt:
+                    bad = ~np.isfinite(res.values[v])
+                    ad_bad[v] = ad_bad.get(v, np.zeros(self.k, bool)) | bad
+        breakdown = self._breakdown(ad_bad)
+        for v in self.wrt:
+            ref, sp = refs[v], specials[v]
+            todo = ~np.isfinite(ref.hi) | ad_bad.get(v, np.zeros(self.k, bool))
+            if sp.corner is not None:
+                todo &= ~sp.corner
+            index = np.flatnonzero(todo)[:10_000]
+            if not len(index):
+                continue
+            p = probe.one_sided(self.graph, self.points, v, index)
+            nd = np.zeros(self.k, dtype=bool)
+            nd_why = sp.nondiff_why if sp.nondiff_why is not None else np.full(self.k, -1, np.int32)
+            for j, cell in enumerate(index):
+                kind = p.kind[j]
+                bd = breakdown.get((v, int(cell)))
+                if kind == "infinite":
+                    nd[cell] = True
+                    nd_why[cell] = self.reasons.add(
+                        "f has an infinite slope here (the one-sided difference quotients grow "
+                        "without bound)" + (f"; {bd}" if bd else ""))
+                elif kind == "kink":
+                    sp.corner = sp.corner if sp.corner is not None else np.zeros(self.k, bool)
+                    if sp.interval is None:
+                        sp.interval = (np.full(self.k, np.nan), np.full(self.k, np.nan))
+                    sp.corner[cell] = True
+                    sp.interval[0][cell], sp.interval[1][cell] = p.left[j], p.right[j]
+                    nd_why[cell] = self.reasons.add(
+                        (bd + "; " if bd else "") + f"f has a corner here: one-sided derivatives "
+                        f"{p.left[j]:.6g} and {p.right[j]:.6g}")
+                elif kind == "one-sided":
+                    nd[cell] = True
+                    nd_why[cell] = self.reasons.add(
+                        "f is defined on one side of this point only (the edge of its domain)")
+                elif kind == "smooth":
+                    if not np.isfinite(ref.hi[cell]):
+                        ref.hi[cell] = (p.left[j] + p.right[j]) / 2
+                        ref.uncertainty[cell] = judge.ESTIMATE_FACTOR * p.estimate[j] + \
+                            1e-6 * abs(ref.hi[cell])
+                        ref.source[cell] = "one-sided"
+                    if bd:
+                        for res_name in self.results:
+                            if REGISTRY[res_name].kind == "ad":
+                                self._ad_note[(res_name, v, int(cell))] = self.reasons.add(
+                                    f"{bd}; f is differentiable here (f′ = {ref.hi[cell]:.6g} from "
+                                    "both sides), so this is a failure of the chain rule, not of f")
+                elif kind == "undefined":
+                    ref.why[cell] = self.reasons.add(
+                        f"f is undefined on both sides of this point along {v}, so ∂f/∂{v} does not exist")
+                else:
+                    ref.why[cell] = self.reasons.add(
+                        f"no reference: the exact derivative is not finite here and the one-sided "
+                        f"difference quotients along {v} do not settle")
+            if nd.any():
+                sp.nondiff = nd
+            sp.nondiff_why = nd_why
+
+    def _breakdown(self, ad_bad: Mapping[str, np.ndarray]) -> dict[tuple[str, int], str]:
+        """Where the backward sweep multiplies 0 by ∞ (or ∞ by 0): edge text per (v, point)."""
+        out: dict[tuple[str, int], str] = {}
+        bad_points = np.zeros(self.k, dtype=bool)
+        for b in ad_bad.values():
+            bad_points |= b
+        index = np.flatnonzero(bad_points)[:1000]
+        if not len(index):
+            return out
+        sub = {v: p[index] for v, p in self.ctx.points.items()}
+        values = evaluate(self.graph, sub, self.ctx.dtype)
+        assert self.texts is not None
+        found: dict[int, str] = {}
+        graph = self.graph
+
+        def observe(i: int, j: int, a: int, upstream: Any, partial: Any, contribution: Any,
+                    adjoint: Any) -> None:
+            n = len(index)
+            up, part = np.broadcast_to(upstream, (n,)), np.broadcast_to(partial, (n,))
+            hit = np.isnan(np.broadcast_to(contribution, (n,))) & ~np.isnan(up) & ~np.isnan(part)
+            for p in np.flatnonzero(hit):
+                if int(p) in found:
+                    continue
+                node = graph.nodes[i]
+                what = "0 · ∞" if np.isinf(part[p]) else "∞ · 0"
+                arg = float(np.broadcast_to(values[node.args[j]], (n,))[p])
+                form = f"{node.op}(u)" if len(node.args) == 1 else f"{node.op}(…)"
+                found[int(p)] = (f"{what} in {form} at u = {arg:.6g} ({self.texts[i]}): the chain rule "
+                                 "breaks down here")
+
+        backward(graph, values, self.wrt, observer=observe)
+        for v, b in ad_bad.items():
+            for j, p in enumerate(index):
+                if b[p] and j in found:
+                    out[(v, int(p))] = found[j]
+        return out
+
+    # ---------------------------------------------------------------- judging
+    def run(self) -> None:
+        self._ad_note: dict[tuple[str, str, int], int] = {}
+        self.reasons = Reasons() if not self.reports else self.reasons
+        refs = self._references()
+        specials = self._specials(refs)
+        sigma = self.sigma
+        self.refs = refs
+        for v in self.wrt:
+            sp = specials[v]
+            if sp.corner is not None and sp.interval is not None:
+                self.corner[v] = sp.corner
+                self.intervals[v] = sp.interval
+        self.reports = {}
+        opts = self.opts
+        for name in self.names:
+            method = REGISTRY[name]
+            res = self.results[name]
+            rtol_d, atol_d = method.tolerances[opts.dtype]
+            rtol = rtol_d if opts.rtol is None else opts.rtol
+            by_estimate = method.by_estimate and opts.rtol is None and opts.atol is None
+            bad_why = {v: self.reasons.add(w) for v, w in res.why.items()}
+            not_run = self.reasons.add(f"could not run: {res.note}") if res.note else -1
+            cells = judge.judge_cells(
+                name, method.kind, res.values, res.bad, bad_why, res.estimate, res.step, refs,
+                specials, sigma, rtol, opts.atol, by_estimate, self.eps, self.reasons, not_run)
+            for (m, v, p), why in self._ad_note.items():
+                if m == name:
+                    cells.why[v][p] = why
+            self.reports[name] = MethodReport(
+                name, method.kind, res.values, res.note, res.step, res.estimate, cells,
+                self.reasons.texts, "estimate" if by_estimate else "tolerance", rtol,
+                opts.atol if opts.atol is not None else rtol, opts.atol is None)
+        self._describe_reference(refs)
+        self._diagnose(specials)
+
+    def needs_more_exact(self) -> bool:
+        return (self.k > EXACT_ALL_POINTS and self.job is not None and self.sym is not None
+                and self.sym.gradient is not None and not self.job.broken
+                and self.opts.reference in ("auto", "exact"))
+
+    def more_exact(self) -> None:
+        """Past EXACT_ALL_POINTS: the exact derivative at the failing and the worst points."""
+        assert self.job is not None
+        chosen: list[int] = []
+        for m in self.reports.values():
+            if m.cells is None:
+                continue
+            for v in self.wrt:
+                fails = np.flatnonzero(m.cells.code[v] == judge.FAIL)
+                chosen += [int(p) for p in fails[:EXACT_FOCUS]]
+                err = np.where(np.isfinite(m.cells.error[v]), m.cells.error[v], -1.0)
+                if len(err) and err.max() >= 0:
+                    chosen.append(int(np.argmax(err)))
+        chosen = sorted(set(chosen))[: EXACT_FOCUS * 4]
+        if not chosen:
+            return
+        sub = {v: np.asarray(p, dtype=np.float64)[chosen] for v, p in self.points.items()}
+        self.sym = self.job.more_exact(sub, self.opts.exact_digits, chosen, self.deadline)
+
+    # ---------------------------------------------------------------- words
+    def _describe_reference(self, refs: dict[str, Reference]) -> None:
+        counts: Counter[str] = Counter()
+        for r in refs.values():
+            counts.update(s for s in r.source if s)
+        if not counts:
+            self.main_reference = "none"
+            self.reference_note = "no reference could be computed"
+            return
+        self.main_reference = counts.most_common(1)[0][0]
+        sym = self.sym
+        skipped = sym is None or sym.gradient is None or sym.skipped
+        if self.main_reference == "exact":
+            self.reference_note = f"SymPy's derivative evaluated with mpmath to {self.opts.exact_digits} digits"
+        elif self.opts.reference not in ("auto", "exact"):
+            self.reference_note = f"chosen with --reference {self.opts.reference}"
+        elif self.main_reference == "symbolic":
+            why = (sym.exact_note if sym is not None and sym.exact_note else "not computed at these points")
+            self.reference_note = f"SymPy's float64 derivative (the exact evaluation: {why})"
+        elif self.main_reference == "complex":
+            self.reference_note = ("the complex step, exact to rounding for this analytic formula "
+                                   f"({'SymPy was skipped' if skipped else 'SymPy could not evaluate it'})")
+        elif self.main_reference == "richardson":
+            self.reference_note = ("Richardson extrapolation, judged with its own error estimate "
+                                   f"({'SymPy was skipped' if skipped else 'SymPy could not evaluate it'}; "
+                                   "the complex step needs an analytic formula)")
+        else:
+            self.reference_note = "one-sided difference quotients (nothing else was finite)"
+        others = {s: n for s, n in counts.items() if s != self.main_reference}
+        if others:
+            self.diagnostics.append(Diagnostic(
+                "reference-fallback",
+                f"the reference is {self.main_reference} except at "
+                + ", ".join(f"{n} cell(s) judged against {s}" for s, n in others.items())
+                + _fallback_why(refs, self.reasons, self.main_reference) + "."))
+
+    def _diagnose(self, specials: dict[str, Special]) -> None:
+        k = self.k
+        for v in self.wrt:
+            sp = specials[v]
+            if sp.corner is not None and sp.corner.any() and sp.interval is not None:
+                p = int(np.flatnonzero(sp.corner)[0])
+                left, right = sp.interval[0][p], sp.interval[1][p]
+                where = self.kink.where(p) or "a corner of f"
+                count = int(sp.corner.sum())
+                at = f" at {count} of {k} points, e.g." if k > 1 else ""
+                self.diagnostics.append(Diagnostic(
+                    "nondifferentiable",
+                    f"not differentiable{at} at this point in {v}: ∂f/∂{v}⁻ = {left:g}, "
+                    f"∂f/∂{v}⁺ = {right:g} (kink at {where}); any value between them is accepted"
+                    + ("" if not self.opts.strict else ", but --strict counts this as a failure") + "."))
+            if sp.nondiff is not None and sp.nondiff.any():
+                p = int(np.flatnonzero(sp.nondiff)[0])
+                why = self.reasons.texts[sp.nondiff_why[p]] if sp.nondiff_why is not None and \
+                    sp.nondiff_why[p] >= 0 else "f has no derivative here"
+                count = int(sp.nondiff.sum())
+                at = f" at {count} of {k} points" if k > 1 else ""
+                self.diagnostics.append(Diagnostic(
+                    "nondifferentiable",
+                    f"∂f/∂{v} does not exist{at}: {why}"
+                    + (", and --strict counts this as a failure" if self.opts.strict else "") + "."))
+            ref = self.refs[v]
+            missing = ~np.isfinite(ref.hi)
+            if sp.nondiff is not None:
+                missing &= ~sp.nondiff
+            if sp.corner is not None:
+                missing &= ~sp.corner
+            if missing.any():
+                p = int(np.flatnonzero(missing)[0])
+                count = int(missing.sum())
+                at = f" at {count} of {k} points" if k > 1 else ""
+                self.diagnostics.append(Diagnostic(
+                    "no-reference",
+                    f"cannot judge ∂f/∂{v}{at}: {self.reasons.texts[ref.why[p]]}."))
+            for name, m in self.reports.items():
+                if m.cells is None:
+                    continue
+                conv = np.flatnonzero(m.cells.code[v] == judge.CONVENTION)
+                if len(conv):
+                    self.diagnostics.append(Diagnostic(
+                        "ad-convention", f"{name} on {v}: {m.why(v, int(conv[0]))}"
+                        + (f" ({len(conv)} points)" if k > 1 else "") + "."))
+        for name, res in self.results.items():
+            if res.values is None and res.note and name != "symbolic":
+                self.diagnostics.append(Diagnostic("method-failed", f"{name} could not run: {res.note}"))
+            elif res.why:
+                for v, w in res.why.items():
+                    n = int(np.sum(res.bad.get(v, False)))
+                    if n:
+                        at = f" at {n} of {k} points" if k > 1 else ""
+                        self.diagnostics.append(Diagnostic(
+                            "method-failed", f"{name} could not run for {v}{at}: {w}"))
+
+
+def _fallback_why(refs: Mapping[str, Reference], reasons: Reasons, main: str) -> str:
+    for r in refs.values():
+        off = np.flatnonzero((r.source != main) & (r.why >= 0))
+        if len(off):
+            return f" ({reasons.texts[r.why[off[0]]]})"
+    return ""
+
+
+def _double_double(text: str) -> tuple[float, float]:
+    """A decimal string as hi + lo, two float64s whose sum carries ~32 significant digits."""
+    if text in ("nan", "inf", "-inf"):
+        return float(text), 0.0
+    with mpmath.workdps(50):
+        x = mpmath.mpf(text)
+        hi = float(x)
+        if not math.isfinite(hi):
+            return hi, 0.0
+        return hi, float(x - mpmath.mpf(hi))
+
+
+def _verdict(methods: Sequence[MethodReport], wrt: Sequence[str], strict: bool) -> str:
+    judged = False
+    for m in methods:
+        if m.cells is None or not m.ran:
             continue
-        for v, h in m.step.items():
-            near = kink.nearest.get(v)
-            if near is not None and float(near[0][0]) < abs(h):
-                out.setdefault(m.name, {})[v] = (
-                    f"its step h = {abs(h):.3g} straddles a kink of {kink.texts[int(near[1][0])]} "
-                    f"at distance {float(near[0][0]):.3g} in {v}"
-                )
-    return out
+        for v in wrt:
+            c = m.cells.code[v]
+            if np.any(c == judge.FAIL) or (strict and np.isin(c, judge.LENIENT).any()):
+                return "fail"
+            judged = judged or bool(np.isin(c, judge.JUDGED).any())
+    return "pass" if judged else "inconclusive"
 
 
-def _float_overflow_is_not_a_verdict(
-    results: list[MethodReport], exact: Mapping[str, str], diagnostics: list[Diagnostic]
-) -> bool:
-    """The symbolic column is an oracle: where its float64 evaluation overflows although the
-    exact derivative is finite (exp(800)/(1+exp(800)) for sigmoid'(-800)), it could not be
-    evaluated, which is not a wrong derivative. Said so, and not counted in the verdict.
-    Returns whether it did so."""
-    for m in results:
-        if m.name != "symbolic" or m.gradient is None:
-            continue
-        bad = [v for v, g in m.gradient.items()
-               if not math.isfinite(g) and exact[v] not in ("nan", "inf", "-inf")]
-        if bad:
-            m.note = (f"SymPy's derivative is not finite in float64 at this point for "
-                      f"{', '.join(bad)} (an intermediate overflows), though the exact value is")
-            m.gradient = None
-            diagnostics.append(Diagnostic("overflow", "symbolic: " + m.note + "."))
-            return True
-    return False
+def _inconclusive_why(methods: Sequence[MethodReport], wrt: Sequence[str]) -> str:
+    if not wrt:
+        return "nothing to check: the formula has no variables."
+    if not any(m.ran for m in methods):
+        notes = "; ".join(f"{m.name}: {m.note}" for m in methods)
+        return f"no method could run ({notes}), so nothing was checked."
+    return ("no value could be judged: every cell is unreliable, not run, or has no reference "
+            "(see the notes above), so nothing was checked.")
 
 
-def _scalar(d: Mapping[str, np.ndarray]) -> dict[str, float]:
-    return {k: float(v) for k, v in d.items()}
+def _refuse_undefined(graph: Graph, values: Sequence[np.ndarray], f: np.ndarray,
+                      points: Mapping[str, np.ndarray], diagnostics: list[Diagnostic]) -> None:
+    k = len(f)
+    bad = np.flatnonzero(~np.isfinite(f))
+    if len(bad):
+        p = int(bad[0])
+        one = [np.ravel(np.broadcast_to(v, (k,)))[p:p + 1] if np.ndim(v) else v for v in values]
+        trouble = first_trouble(graph, one)
+        what = describe_trouble(graph, trouble) if trouble is not None else "f is not finite"
+        where = "at this point" if k == 1 else \
+            f"at point {p + 1} of {k} (" + ",".join(f"{v}={float(a[p]):g}" for v, a in points.items()) + ")"
+        raise GradcheckError("undefined", f"the formula is not finite {where}: {what}.")
+    for i, node in enumerate(graph.nodes):
+        v = values[i]
+        if node.args and not np.all(np.isfinite(v)):
+            trouble = first_trouble(graph, [np.ravel(np.broadcast_to(x, (k,)))[:1] if np.ndim(x) else x
+                                            for x in values])
+            if trouble is None:
+                bad_p = int(np.flatnonzero(~np.isfinite(np.broadcast_to(v, (k,))))[0])
+                trouble = first_trouble(graph, [np.ravel(np.broadcast_to(x, (k,)))[bad_p:bad_p + 1]
+                                                if np.ndim(x) else x for x in values])
+            if trouble is not None:
+                diagnostics.append(Diagnostic(
+                    "overflow",
+                    f"f is finite here but a step of it is not: {describe_trouble(graph, trouble)}. "
+                    "Derivatives through that step may be nan or inf."))
+            return
 
 
-def _run(
-    name: str,
-    graph: Graph,
-    point: Mapping[str, np.ndarray],
-    wrt: Sequence[str],
-    opts: Options,
-    sym: symbolic.SymbolicResult | None,
-) -> MethodReport:
-    dtype = DTYPES[opts.dtype]
-    if name == "reverse":
-        return MethodReport(name, _scalar(reverse.gradient(graph, point, wrt, dtype)))
-    if name == "forward":
-        return MethodReport(name, _scalar(forward.gradient(graph, point, wrt, dtype)))
-    if name == "symbolic":
-        assert sym is not None
-        grad = _scalar(sym.gradient) if sym.gradient is not None else None
-        return MethodReport(name, grad, note=sym.note)
-    if name == "central":
-        res = finite.central(graph, point, wrt, opts.step, dtype=dtype)
-    else:
-        res = FINITE_METHODS[name](graph, point, wrt, dtype=dtype)
-    return MethodReport(
-        name,
-        _scalar(res.gradient) if res.gradient is not None else None,
-        note=res.note,
-        step=_scalar(res.step),
-        estimate=_scalar(res.estimate) if res.estimate is not None else None,
-    )
-
-
-DTYPES = {"float64": np.float64, "float32": np.float32}
-
-
-def _validate_methods(opts: Options) -> None:
+def _validate_methods(opts: Options) -> list[str]:
     if opts.dtype not in DTYPES:
-        raise GradcheckError(
-            "usage", f"unknown dtype {opts.dtype!r}; choose one of {', '.join(DTYPES)}."
-        )
-    for name in opts.methods:
-        if name not in METHODS:
-            raise GradcheckError(
-                "usage", f"unknown method {name!r}; the methods are {', '.join(METHODS)}."
-            )
-    if not opts.methods:
+        raise GradcheckError("usage", f"unknown dtype {opts.dtype!r}; choose one of {', '.join(DTYPES)}.")
+    names = list(DEFAULT_METHODS if opts.methods is None else opts.methods)
+    if names == ["all"]:
+        names = list(METHODS)
+    if not names:
         raise GradcheckError("usage", "no methods chosen; the methods are " + ", ".join(METHODS) + ".")
+    for name in names:
+        if name not in REGISTRY:
+            raise GradcheckError("usage", f"unknown method {name!r}; the methods are {', '.join(METHODS)}.")
+    if opts.reference in ("reverse", "forward"):
+        raise GradcheckError(
+            "usage", f"--reference {opts.reference}: the reference is never an AD method (they are what "
+            f"is being checked); choose one of {', '.join(REFERENCES)}.")
     if opts.reference not in REFERENCES:
         raise GradcheckError(
-            "usage", f"unknown reference {opts.reference!r}; choose one of {', '.join(REFERENCES)}."
-        )
+            "usage", f"unknown reference {opts.reference!r}; choose one of {', '.join(REFERENCES)}.")
+    return [n for n in METHODS if n in names]
 
 
-def _validate_point(graph: Graph, point: Mapping[str, float]) -> list[str]:
+def _validate_point(graph: Graph, point: Mapping[str, Any], require_all: bool
+                    ) -> tuple[dict[str, np.ndarray], bool]:
+    """The point as arrays (K,) of float64, and whether it was given as arrays."""
     for name in point:
         if name in CONSTANT_NAMES:
             raise GradcheckError(
@@ -261,22 +704,36 @@ def _validate_point(graph: Graph, point: Mapping[str, float]) -> list[str]:
                 f"(its variables: {known}).",
             )
     missing = [v for v in graph.variables if v not in point]
-    if missing:
+    if missing and require_all:
         raise GradcheckError(
             "missing-value",
             f"no value for {', '.join(missing)}: give every variable a value with "
             f"--at, e.g. --at {','.join(f'{v}=1.0' for v in missing)}.",
         )
-    for name, value in point.items():
+    arrays: dict[str, np.ndarray] = {}
+    batched = False
+    for name in sorted(point, key=natural_key):
+        value = point[name]
+        if isinstance(value, bool) or isinstance(value, (str, bytes)):
+            raise GradcheckError("bad-value", f"the value of {name} must be a finite number, not {value!r}.")
         try:
-            finite = isinstance(value, (int, float)) and math.isfinite(float(value))
-        except OverflowError:  # an int beyond float64's range
-            finite = False
-        if isinstance(value, bool) or not finite:
-            raise GradcheckError(
-                "bad-value", f"the value of {name} must be a finite number, not {value!r}."
-            )
-    return sorted(point, key=natural_key)
+            arr = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError, OverflowError):
+            raise GradcheckError("bad-value", f"the value of {name} must be a finite number, not "
+                                 f"{str(value)[:80]!r}.") from None
+        if arr.ndim > 1 or (arr.ndim == 1 and len(arr) == 0):
+            raise GradcheckError("bad-value", f"the value of {name} must be a number or a 1-d array of points.")
+        if not np.all(np.isfinite(arr)):
+            raise GradcheckError("bad-value", f"the value of {name} must be a finite number, not "
+                                 f"{str(value)[:80]!r}.")
+        batched = batched or arr.ndim == 1
+        arrays[name] = np.atleast_1d(arr)
+    sizes = {len(a) for a in arrays.values() if len(a) != 1}
+    if len(sizes) > 1:
+        raise GradcheckError("bad-value", "the arrays of points have different lengths: "
+                             + ", ".join(f"{v}: {len(a)}" for v, a in arrays.items()) + ".")
+    k = sizes.pop() if sizes else 1
+    return {v: np.broadcast_to(a, (k,)).copy() for v, a in arrays.items()}, batched
 
 
 def _validate_wrt(graph: Graph, wrt: Sequence[str] | None) -> list[str]:

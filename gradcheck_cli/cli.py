@@ -7,7 +7,6 @@ clear message on stderr, or one JSON object under --format json; never a traceba
 from __future__ import annotations
 
 import math
-import re
 import signal
 import sys
 import threading
@@ -22,59 +21,12 @@ from . import checkfile
 from . import junit as junit_xml
 from .check import DEFAULT_METHODS, METHODS, REFERENCES, check
 from .errors import GradcheckError, escape_controls
+from .inputs import parse_assignments, shown
 from .limits import DEFAULT_LIMITS, Limits
 from .render import error_json, render_table, to_json, to_markdown
 from .symbolic import SYMBOLIC_MEMORY, SYMBOLIC_TIMEOUT
 
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-# Plain ASCII decimals only: float() alone would also take "nan", "inf", "1_000" and
-# fullwidth digits.
-_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
-
-
-def _shown(text: str) -> str:
-    """User text inside a message: quoted, with control characters escaped."""
-    return repr(text)
-
-
-def parse_assignments(items: Sequence[str]) -> dict[str, float]:
-    """`--at x=1.5,y=-2 --at z=3` → {"x": 1.5, "y": -2.0, "z": 3.0}, strictly."""
-    point: dict[str, float] = {}
-    for item in items:
-        for part in item.split(","):
-            part = part.strip()
-            if not part:
-                raise GradcheckError("bad-value", f"empty assignment in --at {_shown(item)}.")
-            name, eq, text = part.partition("=")
-            name, text = name.strip(), text.strip()
-            if not eq:
-                raise GradcheckError(
-                    "bad-value", f"--at expects NAME=VALUE, got {_shown(part)} (no '=')."
-                )
-            if not _NAME.match(name):
-                raise GradcheckError(
-                    "bad-value", f"{_shown(name)} in --at is not a variable name "
-                    "(ASCII letters, digits and _, not starting with a digit).",
-                )
-            if not text:
-                raise GradcheckError("missing-value", f"--at gives no value for {name}.")
-            if not _DECIMAL.match(text):
-                raise GradcheckError(
-                    "bad-value", f"the value of {name}, {_shown(text)}, is not a decimal number "
-                    "(examples: 2, -0.5, 1e-3).",
-                )
-            value = float(text)
-            mantissa = text.lower().partition("e")[0]
-            underflow = value == 0 and any(c in "123456789" for c in mantissa)
-            if value in (float("inf"), float("-inf")) or underflow:
-                raise GradcheckError(
-                    "bad-value", f"the value of {name}, {text}, is outside the range of float64 "
-                    "(about 5e-324 to 1.8e308 in magnitude).",
-                )
-            if name in point:
-                raise GradcheckError("bad-value", f"{name} is given a value twice in --at.")
-            point[name] = value
-    return point
+_shown = shown
 
 
 def _finite(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:

@@ -24,7 +24,7 @@ methods stay independent of the rule table's partial derivatives.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -36,11 +36,29 @@ from .rules import RULES
 
 @dataclass
 class FiniteResult:
+    """Per variable, arrays over the batch. A cell (variable, point) where the method cannot
+    run is nan in `gradient`, True in `bad[v]`, and `why[v]` says why (for the first such
+    point). When no cell could run, `gradient` is None and `note` says why."""
+
     gradient: dict[str, np.ndarray] | None
     step: dict[str, np.ndarray]
     note: str | None = None
     # The method's own estimate of its absolute error, per variable (float64).
     estimate: dict[str, np.ndarray] | None = None
+    bad: dict[str, np.ndarray] = field(default_factory=dict)
+    why: dict[str, str] = field(default_factory=dict)
+
+
+def _finish(grad: dict[str, np.ndarray], steps: dict[str, np.ndarray], estimate: dict[str, np.ndarray],
+            bad: dict[str, np.ndarray], why: dict[str, str]) -> FiniteResult:
+    """Nan where a cell could not run; None (with the first reason) when none could."""
+    for v, mask in bad.items():
+        if np.any(mask):
+            grad[v] = np.where(mask, np.nan, grad[v]).astype(grad[v].dtype)
+            estimate[v] = np.where(mask, np.inf, estimate[v])
+    if bad and grad and all(np.all(bad.get(v, False)) for v in grad):
+        return FiniteResult(None, steps, next(iter(why.values()), None), bad=bad, why=why)
+    return FiniteResult(grad, steps, estimate=estimate, bad=bad, why=why)
 
 
 def default_step(x: np.ndarray, dtype: type = np.float64) -> np.ndarray:
@@ -58,29 +76,36 @@ def central(
     grad: dict[str, np.ndarray] = {}
     steps: dict[str, np.ndarray] = {}
     estimate: dict[str, np.ndarray] = {}
+    bad: dict[str, np.ndarray] = {}
+    why: dict[str, str] = {}
+    shape = _full_shape(point)
     for name in wrt:
-        x = np.asarray(point.get(name, 0.0), dtype=dtype)
+        x = np.broadcast_to(np.asarray(point.get(name, 0.0), dtype=dtype), shape)
         h = np.asarray(step, dtype=dtype) if step is not None else default_step(x, dtype)
         if name not in graph.var_nodes:  # f does not depend on it
             grad[name] = np.zeros_like(x)
-            steps[name] = h
-            estimate[name] = np.zeros(np.shape(x))
+            steps[name] = np.broadcast_to(h, shape)
+            estimate[name] = np.zeros(shape)
             continue
         with np.errstate(all="ignore"):
             xp = (x + h).astype(dtype)
             xm = (x - h).astype(dtype)
         fs = []
+        cell_bad = np.zeros(shape, dtype=bool)
         for shifted, sign in ((xp, "+"), (xm, "-")):
             values = evaluate(graph, {**point, name: shifted}, dtype)
-            note = _trouble_note(graph, values, name, shifted, sign)
-            if note is not None:
-                return FiniteResult(None, steps, note)
-            fs.append(values[graph.output])
+            f = np.broadcast_to(values[graph.output], shape)
+            not_finite = ~np.isfinite(f)
+            if not_finite.any() and name not in why:
+                why[name] = _trouble_note(graph, values, name, shifted, sign, not_finite)
+            cell_bad = cell_bad | not_finite
+            fs.append(f)
         with np.errstate(all="ignore"):
             grad[name] = ((fs[0] - fs[1]) / (xp - xm)).astype(dtype)
         steps[name] = ((xp - xm) / 2).astype(dtype)
         estimate[name] = _central_estimate(graph, point, name, h, (xp, xm), fs, dtype)
-    return FiniteResult(grad, steps, estimate=estimate)
+        bad[name] = cell_bad
+    return _finish(grad, steps, estimate, bad, why)
 
 
 # --------------------------------------------------------------------------------------------
@@ -92,11 +117,6 @@ PERTURBATION = 1024  # emulated rounding, in eps: far above f's own rounding, st
 
 def _full_shape(point: Mapping[str, np.ndarray]) -> tuple[int, ...]:
     return tuple(np.broadcast_shapes(*(np.shape(v) for v in point.values()))) if point else ()
-
-
-def _finite_rows(f: np.ndarray) -> np.ndarray:
-    """For each leading index k, whether f[k] is finite at every element of the point."""
-    return np.isfinite(f).reshape(len(f), -1).all(axis=1)
 
 
 def _evaluate_at(
@@ -191,34 +211,31 @@ def _central_estimate(
             pts2 = np.stack([(x + hh).astype(dtype), (x - hh).astype(dtype)])
             f2, _ = _evaluate_at(graph, point, name, pts2, dtype)
             f2 = np.broadcast_to(f2, pts2.shape).astype(np.float64)
-            if _finite_rows(f2).all():
-                w2 = pts2[0].astype(np.float64) - pts2[1].astype(np.float64)
-                d2 = (f2[0] - f2[1]) / w2
-                estimates.append(np.abs(d2 - d1) * width**2 / np.abs(w2**2 - width**2))
-        if len(estimates) == 2:
-            trunc = 2 * np.maximum(*estimates) - np.minimum(*estimates)
-        else:
-            trunc = estimates[0] if estimates else np.full(shape, np.inf)
+            w2 = pts2[0].astype(np.float64) - pts2[1].astype(np.float64)
+            d2 = (f2[0] - f2[1]) / w2
+            # nan where f is not finite at x ± factor·h (at that point only)
+            estimates.append(np.abs(d2 - d1) * width**2 / np.abs(w2**2 - width**2))
+        big, small = estimates
+        both = 2 * np.fmax(big, small) - np.fmin(big, small)
+        trunc = np.where(np.isnan(big) | np.isnan(small), np.fmax(big, small), both)
+        trunc = np.where(np.isnan(trunc), np.inf, trunc)
         response = _rounding_response(graph, point, name, pts, f1, dtype)
         return np.asarray(trunc + _rounding(f1[0], f1[1], width, response, eps), dtype=np.float64)
 
 
-def _not_finite_note(
-    graph: Graph, point: Mapping[str, np.ndarray], name: str, shifted: np.ndarray, sign: str,
-    dtype: type,
-) -> str | None:
-    return _trouble_note(graph, evaluate(graph, {**point, name: shifted}, dtype), name, shifted, sign)
-
-
 def _trouble_note(
-    graph: Graph, values: Sequence[np.ndarray], name: str, shifted: np.ndarray, sign: str
-) -> str | None:
-    """Why f is not finite at a shifted point (None when it is)."""
-    trouble = output_trouble(graph, values)
-    if trouble is None:
-        return None
-    return (f"f is not finite at {name}{sign}h ({name} = {float(np.ravel(shifted)[0]):.17g}): "
-            + describe_trouble(graph, trouble))
+    graph: Graph, values: Sequence[np.ndarray], name: str, shifted: np.ndarray, sign: str,
+    not_finite: np.ndarray,
+) -> str:
+    """Why f is not finite at a shifted point (the first point of the batch where it is not)."""
+    k = int(np.flatnonzero(np.ravel(not_finite))[0])
+    one = [np.ravel(np.broadcast_to(v, np.shape(not_finite)))[k : k + 1] if np.ndim(v) else v
+           for v in values]
+    trouble = output_trouble(graph, one)
+    at = float(np.ravel(np.broadcast_to(shifted, np.shape(not_finite)))[k])
+    where = f" at point {k + 1}" if np.size(not_finite) > 1 else ""
+    text = describe_trouble(graph, trouble) if trouble is not None else "its value is not finite"
+    return f"f is not finite at {name}{sign}h ({name} = {at:.17g}){where}: {text}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -250,8 +267,11 @@ def richardson(
     grad: dict[str, np.ndarray] = {}
     steps: dict[str, np.ndarray] = {}
     estimate: dict[str, np.ndarray] = {}
+    bad: dict[str, np.ndarray] = {}
+    why: dict[str, str] = {}
     shape = _full_shape(point)
     eps = float(np.finfo(dtype).eps)
+    n = RICHARDSON_CANDIDATES
     for name in wrt:
         x = np.broadcast_to(np.asarray(point.get(name, 0.0), dtype=dtype), shape)
         if name not in graph.var_nodes:  # f does not depend on it
@@ -259,33 +279,37 @@ def richardson(
             steps[name] = np.zeros(shape, dtype=dtype)
             estimate[name] = np.zeros(shape)
             continue
-        k = np.arange(RICHARDSON_CANDIDATES, dtype=np.float64).reshape((-1,) + (1,) * len(shape))
+        k = np.arange(n, dtype=np.float64).reshape((-1,) + (1,) * len(shape))
         nominal = RICHARDSON_FIRST_STEP * np.maximum(1.0, np.abs(x.astype(np.float64))) * 0.5**k
         with np.errstate(all="ignore"):
             xs = np.concatenate([(x + nominal).astype(dtype), (x - nominal).astype(dtype)])
             f, _ = _evaluate_at(graph, point, name, xs, dtype)
             f = np.broadcast_to(f, xs.shape)
-        xp, xm = xs[:RICHARDSON_CANDIDATES], xs[RICHARDSON_CANDIDATES:]
-        fp, fm = f[:RICHARDSON_CANDIDATES], f[RICHARDSON_CANDIDATES:]
-        ok = _finite_rows(fp) & _finite_rows(fm)
-        if not ok[-1]:
-            note = (_not_finite_note(graph, point, name, xp[-1], "+", dtype)
-                    or _not_finite_note(graph, point, name, xm[-1], "-", dtype))
-            return FiniteResult(None, steps, note)
-        first = RICHARDSON_CANDIDATES - int(np.argmin(ok[::-1])) if not ok.all() else 0
-        rows = np.arange(first, RICHARDSON_CANDIDATES)
-        used = np.concatenate([rows, rows + RICHARDSON_CANDIDATES])
-        response = _rounding_response(graph, point, name, xs[used], f[used], dtype)
-        fp, fm = fp[rows].astype(np.float64), fm[rows].astype(np.float64)
+        xp, xm = xs[:n], xs[n:]
+        fp, fm = f[:n].astype(np.float64), f[n:].astype(np.float64)
+        # A candidate step is usable at a point where f is finite at both ends; where the
+        # domain ends between steps (log(x) at x = 0.05), the large steps drop out there: their
+        # rows are nan, and no tableau entry built on them is ever chosen.
+        ok = np.isfinite(fp) & np.isfinite(fm)
+        cell_bad = ~ok[-1]
+        if cell_bad.any():
+            plus_bad = ~np.isfinite(fp[-1])
+            side, sign = (xp[-1], "+") if plus_bad.any() else (xm[-1], "-")
+            values = evaluate(graph, {**point, name: side}, dtype)
+            not_finite = ~np.isfinite(np.broadcast_to(values[graph.output], shape))
+            if not_finite.any():
+                why[name] = _trouble_note(graph, values, name, side, sign, not_finite)
+        response = _rounding_response(graph, point, name, xs, f, dtype)
         with np.errstate(all="ignore"):
-            width = xp[rows].astype(np.float64) - xm[rows].astype(np.float64)
-            d = (fp - fm) / width
-            noise = _rounding(fp, fm, width, response.reshape((2, len(rows)) + shape), eps)
+            width = xp.astype(np.float64) - xm.astype(np.float64)
+            d = np.where(ok, (fp - fm) / width, np.nan)
+            noise = _rounding(fp, fm, width, response.reshape((2, n) + shape), eps)
             value, half_width, err = _extrapolate(d, (width / 2) ** 2, noise)
         grad[name] = value.astype(dtype)
         steps[name] = half_width.astype(dtype)
-        estimate[name] = err
-    return FiniteResult(grad, steps, estimate=estimate)
+        estimate[name] = np.where(np.isnan(err), np.inf, err)
+        bad[name] = cell_bad
+    return _finish(grad, steps, estimate, bad, why)
 
 
 def _extrapolate(
@@ -358,45 +382,57 @@ def complex_step(
     grad: dict[str, np.ndarray] = {}
     steps: dict[str, np.ndarray] = {}
     estimate: dict[str, np.ndarray] = {}
+    bad: dict[str, np.ndarray] = {}
+    why: dict[str, str] = {}
+    shape = _full_shape(point)
+    refused = {}
     for name in wrt:  # refuse before evaluating anything
         if name in graph.var_nodes:
-            why = _not_analytic(graph, graph.depends_on([name]))
-            if why is not None:
-                return FiniteResult(None, steps, why)
+            reason = _not_analytic(graph, graph.depends_on([name]))
+            if reason is not None:
+                refused[name] = reason
+    if refused and len(refused) == len(wrt):
+        return FiniteResult(None, steps, next(iter(refused.values())))
     values = evaluate(graph, point, dtype)
     trouble = output_trouble(graph, values)
-    if trouble is not None:
+    if trouble is not None and np.all(~np.isfinite(values[graph.output])):
         return FiniteResult(None, steps, "f is not finite at this point: " + describe_trouble(graph, trouble))
     eps = float(np.finfo(dtype).eps)
     tiny = float(np.finfo(dtype).tiny)
-    shape = _full_shape(point)
     for name in wrt:
         x = np.broadcast_to(np.asarray(point.get(name, 0.0), dtype=dtype), shape)
         ax = np.abs(x.astype(np.float64))
         h = np.where(ax > 0, np.maximum(eps * eps * ax, tiny), eps * eps).astype(dtype)
+        steps[name] = h
         if name not in graph.var_nodes:  # f does not depend on it
             grad[name] = np.zeros(shape, dtype=dtype)
-            steps[name] = h
             estimate[name] = np.zeros(shape)
             continue
+        if name in refused:
+            grad[name] = np.full(shape, np.nan, dtype=dtype)
+            estimate[name] = np.full(shape, np.inf)
+            bad[name], why[name] = np.ones(shape, dtype=bool), refused[name]
+            continue
         dep = graph.depends_on([name])
-        why = _branch_point(graph, values, dep)
-        if why is not None:
-            return FiniteResult(None, steps, why)
+        branch, reason = _branch_point(graph, values, dep, shape)
         z = x + 1j * h
-        out, why = _evaluate_at(graph, point, name, z, dtype, dep)
+        out, fail = _evaluate_at(graph, point, name, z, dtype, dep)
         if out is None:
-            return FiniteResult(None, steps, why)
-        if not np.all(np.isfinite(out)):
+            return FiniteResult(None, steps, fail)
+        out = np.broadcast_to(out, shape)
+        not_finite = ~np.isfinite(out) & ~branch
+        if not_finite.any() and reason is None:
             trouble = first_trouble(graph, values)
             where = f" ({describe_trouble(graph, trouble)})" if trouble is not None else ""
-            return FiniteResult(None, steps, f"f is not finite in complex arithmetic at {name} + ih{where}")
+            reason = f"f is not finite in complex arithmetic at {name} + ih{where}"
         with np.errstate(all="ignore"):
             g = (out.imag / h).astype(dtype)
         grad[name] = g
-        steps[name] = h
         estimate[name] = _complex_estimate(graph, point, dep, name, z, h, g, dtype)
-    return FiniteResult(grad, steps, estimate=estimate)
+        bad[name] = branch | not_finite
+        if reason is not None:
+            why[name] = reason
+    return _finish(grad, steps, estimate, bad, why)
 
 
 def _not_analytic(graph: Graph, dep: Sequence[bool]) -> str | None:
@@ -406,28 +442,40 @@ def _not_analytic(graph: Graph, dep: Sequence[bool]) -> str | None:
     return None
 
 
-def _branch_point(graph: Graph, values: Sequence[np.ndarray], dep: Sequence[bool]) -> str | None:
-    """Where x sits exactly on a branch point of a primitive, the principal complex branch
-    does not continue the real function: sqrt(0 + ih) = (1 + i) sqrt(h/2), a large finite
-    'derivative' where the real one is infinite (and |x| = sqrt(x**2) would get slope 1)."""
+def _branch_point(
+    graph: Graph, values: Sequence[np.ndarray], dep: Sequence[bool], shape: tuple[int, ...]
+) -> tuple[np.ndarray, str | None]:
+    """The points that sit exactly on a branch point of a primitive, and why (for the first):
+    there the principal complex branch does not continue the real function: sqrt(0 + ih) =
+    (1 + i) sqrt(h/2), a large finite 'derivative' where the real one is infinite (and
+    |x| = sqrt(x**2) would get slope 1)."""
+    on = np.zeros(shape, dtype=bool)
+    first: str | None = None
     for i, node in enumerate(graph.nodes):
         if not dep[i] or not node.args:
             continue
         a = values[node.args[0]]
-        what = None
-        if node.op == "sqrt" and np.any(a == 0):
-            what = "sqrt is not analytic at 0"
-        elif node.op in ("asin", "acos") and np.any(np.abs(a) == 1):
-            what = f"{node.op} is not analytic at ±1"
+        what, mask = None, None
+        if node.op == "sqrt":
+            mask, what = a == 0, "sqrt is not analytic at 0"
+        elif node.op in ("asin", "acos"):
+            mask, what = np.abs(a) == 1, f"{node.op} is not analytic at ±1"
         elif node.op == "pow":
             b = values[node.args[1]]
-            if dep[node.args[1]] and np.any(a < 0):
+            if dep[node.args[1]]:
+                mask = a < 0
                 what = "a negative base to a power that depends on the variable is not analytic"
-            elif dep[node.args[0]] and np.any((a == 0) & (b != np.round(b))):
-                what = "u**v with a fractional v is not analytic at u = 0"
-        if what is not None:
-            return f"complex step needs an analytic formula; {what} (in {node_texts(graph, upto=i)[i]})"
-    return None
+            if dep[node.args[0]]:
+                frac = (a == 0) & (b != np.round(b))
+                if np.any(frac) and not np.any(mask if mask is not None else False):
+                    what = "u**v with a fractional v is not analytic at u = 0"
+                mask = frac if mask is None else mask | frac
+        if mask is None or not np.any(mask):
+            continue
+        on |= np.broadcast_to(mask, shape)
+        if first is None:
+            first = f"complex step needs an analytic formula; {what} (in {node_texts(graph, upto=i)[i]})"
+    return on, first
 
 
 def _complex_estimate(

@@ -18,8 +18,8 @@ A node kind is added in one place: `walk` dispatches on `var`, `const` and opera
 operation's meaning is its entry in `rules.RULES`.
 
 `backward` is the reversed walk of reverse-mode AD. It offers every edge it crosses to an
-optional observer (node, argument, local partial, contribution, the argument's adjoint after
-adding it), so the step-by-step trace, graph pictures and explanations read the real sweep
+optional observer (node, argument, upstream adjoint, local partial, contribution, the
+argument's adjoint after adding it), so the step-by-step trace, graph pictures and explanations read the real sweep
 instead of running another. Zero convention, shared with forward mode: a structurally zero
 adjoint (None: the node does not lead to the output) contributes nothing; a numeric zero
 multiplies like any number, so 0 · ∞ shows up as nan in both modes and can be explained.
@@ -79,8 +79,9 @@ def walk(
     return out
 
 
-# An edge observer: (node, position j, argument a, local partial, contribution, adjoint of a)
-Observer = Callable[[int, int, int, np.ndarray, np.ndarray, np.ndarray], None]
+# An edge observer: (node i, position j, argument a, the adjoint of i flowing back, the local
+# partial ∂u_i/∂u_a, the contribution (their product), and the adjoint of a after adding it)
+Observer = Callable[[int, int, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray], None]
 
 
 def backward(
@@ -114,7 +115,7 @@ def backward(
                 contribution = upstream * partial
                 adjoint[a] = contribution if adjoint[a] is None else adjoint[a] + contribution
                 if observer is not None:
-                    observer(i, j, a, partial, contribution, adjoint[a])
+                    observer(i, j, a, upstream, partial, contribution, adjoint[a])
     return adjoint
 
 

@@ -1,25 +1,30 @@
 """Symbolic differentiation: SymPy's own `diff`, an oracle independent of `rules.py`.
 
-The graph is rebuilt as an unevaluated SymPy expression (each operation's meaning comes from
-`functions.py`, written with SymPy's own functions), SymPy differentiates it with its own chain
-rule, and the derivatives are evaluated together with common subexpressions shared
-(`lambdify(..., cse=True)`). Variables are SymPy `Dummy` symbols: a user's variable names are
-never turned into code.
+The graph is rebuilt as a SymPy expression by the one interpreter (each operation's meaning
+comes from `functions.py`, written with SymPy's own functions, in SymPy's canonical evaluated
+form: see `functions.OPERATORS` for why), SymPy differentiates it with its own chain rule, and
+the derivatives are lambdified once, with common subexpressions shared (`cse=True`), and
+evaluated on the whole batch of points as numpy arrays. Variables are SymPy `Dummy` symbols: a
+user's variable names are never turned into code.
+
+The exact reference is the same derivatives evaluated by mpmath at rising precision, point by
+point (`exact_values`).
 
 SymPy recurses over expression depth and can hang or exhaust memory on hostile input, so all
-of it runs in a worker process (`budget.py`) with a large stack, a time budget and a memory
-budget; whatever stops it is reported as a note ("could not run"), never as a crash.
+of it runs in the shared worker process (`worker.py`) with a large stack, a time budget and a
+memory budget; whatever stops it is reported as a note ("could not run"), never as a crash.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from . import budget
+from . import worker as workers
 from .functions import meaning_of
 from .graph import Graph, Node
 from .interpret import walk
@@ -28,16 +33,6 @@ from .rules import erf as _erf_numpy
 SYMBOLIC_TIMEOUT = 10.0  # seconds, --symbolic-timeout
 SYMBOLIC_MEMORY = 2 * 2**30  # bytes, --symbolic-memory (in MiB on the command line)
 EXACT_DIGITS = 30
-
-
-@dataclass
-class SymbolicResult:
-    gradient: dict[str, np.ndarray] | None
-    note: str | None = None  # why the float64 derivative could not be had
-    formulas: dict[str, str] = field(default_factory=dict)  # name -> pretty derivative
-    exact: dict[str, str] | None = None  # name -> derivative at EXACT_DIGITS, as decimal text
-    exact_note: str | None = None  # why the exact derivative could not be had
-    skipped: bool = False  # stopped by its budget (time or memory), not by SymPy itself
 
 
 class _Sympy:
@@ -80,42 +75,123 @@ def _modules() -> list[Any]:
     return [{"erf": _erf_numpy}, "numpy"]
 
 
-def stages(
-    graph: Graph,
-    point: Mapping[str, float],
-    wrt: Sequence[str],
-    formulas: bool = False,
-    exact_digits: int | None = None,
-) -> Iterator[tuple[str, Any]]:
-    """The symbolic work, stage by stage: ("float", gradient), then optionally
-    ("formulas", pretty text) and ("exact", decimal text at `exact_digits`). Raises on failure;
-    `gradient` below turns failures and budgets into notes."""
+@dataclass
+class Prepared:
+    """SymPy's derivatives of one output with respect to `wrt`, ready to evaluate."""
+
+    order: list[str]  # the lambdified functions' arguments: every variable, in graph order
+    wrt: list[str]
+    args: list[Any]  # Dummy symbols, in `order`
+    derivs: list[Any]
+    float_fn: Any
+    names: dict[Any, Any]  # Dummy -> a Symbol with the user's name, for showing formulas only
+    mp_fn: Any = None
+    mp_each: dict[str, Any] = field(default_factory=dict)
+
+
+def prepare(graph: Graph, wrt: Sequence[str], output: int | None = None) -> Prepared:
     import sympy as sp
 
     dummies = {name: sp.Dummy(real=True) for name in graph.variables}
-    expr = to_sympy(graph, dummies)
+    expr = to_sympy(graph, dummies, output)
     derivs = [sp.diff(expr, dummies[v]) if v in dummies else sp.S.Zero for v in wrt]
     order = list(graph.variables)
-    fn = sp.lambdify([dummies[v] for v in order], derivs, modules=_modules(), cse=True)
+    args = [dummies[v] for v in order]
+    fn = sp.lambdify(args, derivs, modules=_modules(), cse=True)
+    names = {d: sp.Symbol(name, real=True) for name, d in dummies.items()}
+    return Prepared(order, list(wrt), args, derivs, fn, names)
+
+
+def evaluate_float(prep: Prepared, points: Mapping[str, Any]) -> dict[str, Any]:
+    """The float64 derivatives on the batch (arrays; plain floats for a scalar point). A
+    complex result (a real formula leaving the reals) is nan."""
     with np.errstate(all="ignore"):
-        raw = fn(*(np.asarray(point[v], dtype=np.float64) for v in order))
-    grad = {}
-    for v, value in zip(wrt, raw):
+        raw = prep.float_fn(*(np.asarray(points[v], dtype=np.float64) for v in prep.order))
+    shape = np.broadcast_shapes(*(np.shape(points[v]) for v in prep.order)) if prep.order else ()
+    grad: dict[str, Any] = {}
+    for v, value in zip(prep.wrt, raw):
         arr = np.asarray(value)
         if np.iscomplexobj(arr):
             arr = np.where(arr.imag == 0, arr.real, np.nan)
-        grad[v] = float(arr)
-    yield "float", grad
+        arr = np.broadcast_to(arr.astype(np.float64), shape).copy()
+        grad[v] = float(arr) if shape == () else arr
+    return grad
+
+
+def formula_texts(prep: Prepared) -> dict[str, str]:
+    import sympy as sp
+
+    return {v: sp.pretty(d.xreplace(prep.names), use_unicode=True) for v, d in zip(prep.wrt, prep.derivs)}
+
+
+def _short(prep: Prepared, j: int, limit: int = 80) -> str:
+    """SymPy's derivative j as one line of text, cut to `limit` characters."""
+    import sympy as sp
+
+    d = prep.derivs[j]
+    if sp.count_ops(d, visual=False) > 200:
+        return "(a long formula)"
+    text = sp.sstr(d.xreplace(prep.names))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def stages(
+    graph: Graph,
+    points: Mapping[str, Any],
+    wrt: Sequence[str],
+    formulas: bool = False,
+    exact_digits: int | None = None,
+    exact_points: Sequence[int] | None = None,
+    output: int | None = None,
+    state: dict[str, Any] | None = None,
+) -> Iterator[tuple[str, Any]]:
+    """The symbolic work, stage by stage: ("float", gradient on the batch), then optionally
+    ("formulas", pretty text) and, for each point index k of `exact_points` (all points by
+    default), ("exact", (k, {v: decimal text}, {v: why it is nan})). Raises on failure; the
+    parent turns failures and budgets into notes."""
+    prep = prepare(graph, wrt, output)
+    if state is not None:
+        state["prepared"] = prep
+    yield "float", evaluate_float(prep, points)
     if formulas:
-        names = {d: sp.Symbol(name, real=True) for name, d in dummies.items()}
-        yield "formulas", {v: sp.pretty(d.xreplace(names), use_unicode=True)
-                           for v, d in zip(wrt, derivs)}
+        yield "formulas", formula_texts(prep)
     if exact_digits:
-        try:
-            yield "exact", _exact(sp, [dummies[v] for v in order], derivs, wrt,
-                                  [point[v] for v in order], exact_digits)
-        except ExactUnavailable as exc:
-            yield "exact-note", str(exc)
+        yield from _exact_stage(prep, points, exact_digits, exact_points)
+
+
+def _exact_stage(
+    prep: Prepared, points: Mapping[str, Any], digits: int, indices: Sequence[int] | None,
+    labels: Sequence[int] | None = None,
+) -> Iterator[tuple[str, Any]]:
+    """("exact", (label, texts, why)) for each point index of `indices` (all by default); the
+    label is the index itself unless `labels` renames them (a subset of a larger batch)."""
+    shape = np.broadcast_shapes(*(np.shape(points[v]) for v in prep.order)) if prep.order else ()
+    flat = {v: np.broadcast_to(np.asarray(points[v], dtype=np.float64), shape).ravel()
+            for v in prep.order}
+    count = int(np.prod(shape)) if shape else 1
+    for j, k in enumerate(range(count) if indices is None else indices):
+        values = [float(flat[v][k]) for v in prep.order]
+        label = int(k) if labels is None else int(labels[j])
+        yield "exact", (label, *exact_values(prep, values, digits))
+
+
+def _session(state: dict[str, Any], *args: Any) -> Iterator[tuple[str, Any]]:
+    """Worker request: a new formula (forgets the previous one) and its first stages."""
+    state.clear()
+    yield from stages(*args, state=state)
+
+
+def _more_exact(
+    state: dict[str, Any], points: Mapping[str, Any], digits: int, labels: Sequence[int]
+) -> Iterator[tuple[str, Any]]:
+    """Worker request: the exact derivative at more points (`points` holds just those, and
+    `labels` their indices in the batch) of the formula of the session."""
+    yield from _exact_stage(state["prepared"], points, digits, None, labels)
+
+
+def _warm() -> None:
+    import mpmath  # noqa: F401
+    import sympy  # noqa: F401
 
 
 class ExactUnavailable(Exception):
@@ -132,48 +208,81 @@ def _mpmath_namespace(mpmath: Any) -> dict[str, Any]:
     return {"Heaviside": heaviside}
 
 
-def _exact(
-    sp: Any, args: list[Any], derivs: list[Any], wrt: Sequence[str], point: list[float], digits: int
-) -> dict[str, str]:
-    """Each derivative to `digits` significant digits, by evaluating it with mpmath at rising
-    working precision until two precisions agree (so cancellation cannot fake digits).
+def _mp_lambdify(prep: Prepared, derivs: Any) -> Any:
+    import mpmath
+    import sympy as sp
+
+    return sp.lambdify(prep.args, derivs, modules=[_mpmath_namespace(mpmath), "mpmath"], cse=True)
+
+
+def _evaluate_mp(prep: Prepared, point: list[Any]) -> tuple[list[Any], dict[str, str]]:
+    """All derivatives at one point in mpmath at the current precision. A derivative that
+    divides by zero there is nan, with why (the others are still computed)."""
+    import mpmath
+
+    if prep.mp_fn is None:
+        prep.mp_fn = _mp_lambdify(prep, prep.derivs)
+    try:
+        return [mpmath.mpmathify(v) for v in prep.mp_fn(*point)], {}
+    except ZeroDivisionError:
+        pass
+    out, why = [], {}
+    for j, v in enumerate(prep.wrt):
+        fn = prep.mp_each.get(v)
+        if fn is None:
+            fn = prep.mp_each[v] = _mp_lambdify(prep, prep.derivs[j])
+        try:
+            out.append(mpmath.mpmathify(fn(*point)))
+        except ZeroDivisionError:
+            out.append(mpmath.mpf("nan"))
+            why[v] = f"SymPy's derivative {_short(prep, j)} divides by zero here"
+    return out, why
+
+
+def exact_values(prep: Prepared, point: list[float], digits: int) -> tuple[dict[str, str], dict[str, str]]:
+    """Each derivative at one point to `digits` significant digits, by evaluating it with
+    mpmath at rising working precision until two precisions agree (so cancellation cannot
+    fake digits); and, for a derivative that is nan there, why.
 
     The point is the float64 value itself, exactly (every float is a binary rational that
     mpmath holds exactly), so this is the true derivative at the very point the float methods
     were given."""
     import mpmath
 
-    fn = sp.lambdify(args, derivs, modules=[_mpmath_namespace(mpmath), "mpmath"], cse=True)
     out: dict[str, str] = {}
+    why: dict[str, str] = {}
     previous = None
     dps_low = 0
     tolerance = mpmath.mpf(10) ** (-digits - 1)
+    values: list[Any] = []
     for dps in (digits + 15, 2 * digits + 30, 4 * digits + 60, 8 * digits + 120):
         with mpmath.workdps(dps):
-            try:
-                values = [mpmath.mpmathify(v) for v in fn(*(mpmath.mpf(x) for x in point))]
-            except ZeroDivisionError:
-                raise ExactUnavailable("the derivative divides by zero at this point") from None
+            values, broken = _evaluate_mp(prep, [mpmath.mpf(x) for x in point])
+        why.update(broken)
         if previous is not None:
             pending = [
-                v for v, a, b in zip(wrt, previous, values)
+                v for v, a, b in zip(prep.wrt, previous, values)
                 if v not in out and not _agree(mpmath, a, b, tolerance, dps_low)
             ]
-            for v, b in zip(wrt, values):
+            for v, b in zip(prep.wrt, values):
                 if v not in out and v not in pending:
                     out[v] = _text(mpmath, b, digits)
             if not pending:
-                return out
+                break
         previous, dps_low = values, dps
-    # Still moving after the last precision: only values indistinguishable from zero do that.
-    for v, b in zip(wrt, values):
-        out.setdefault(v, "0" if abs(b) < mpmath.mpf(10) ** (-dps_low // 2) else "nan")
-    return out
+    else:
+        # Still moving after the last precision: only values indistinguishable from zero do that.
+        for v, b in zip(prep.wrt, values):
+            out.setdefault(v, "0" if abs(b) < mpmath.mpf(10) ** (-dps_low // 2) else "nan")
+    for j, v in enumerate(prep.wrt):
+        if out[v] == "nan" and v not in why:
+            why[v] = f"SymPy's derivative {_short(prep, j)} is undefined here"
+    return out, {v: w for v, w in why.items() if out[v] == "nan"}
 
 
 def _agree(mpmath: Any, a: Any, b: Any, tolerance: Any, dps_low: int) -> bool:
     if not (mpmath.isfinite(a) and mpmath.isfinite(b)):
-        return a == b
+        return a == b or (mpmath.isnan(a) and mpmath.isnan(b))
     if isinstance(a, mpmath.mpc) or isinstance(b, mpmath.mpc):
         return False
     scale = max(abs(a), abs(b))
@@ -190,9 +299,87 @@ def _text(mpmath: Any, value: Any, digits: int) -> str:
     return mpmath.nstr(value, digits, strip_zeros=False)
 
 
+# --------------------------------------------------------------------------------------------
+# The parent's side
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SymbolicResult:
+    gradient: dict[str, Any] | None  # per variable: an array over the batch (a float for one point)
+    note: str | None = None  # why the float64 derivative could not be had
+    formulas: dict[str, str] = field(default_factory=dict)  # name -> pretty derivative
+    exact: dict[int, dict[str, str]] = field(default_factory=dict)  # point -> name -> digits
+    exact_why: dict[int, dict[str, str]] = field(default_factory=dict)  # point -> name -> why nan
+    exact_note: str | None = None  # why the exact derivative could not be had (everywhere left)
+    skipped: bool = False  # stopped by its budget (time or memory), not by SymPy itself
+
+
+def _flag(kind: str | None) -> str:
+    return {"timeout": " (raise it with --symbolic-timeout)",
+            "memory": " (raise it with --symbolic-memory)"}.get(kind or "", "")
+
+
+class Job:
+    """The symbolic work of one check, running in the shared worker while the parent goes on."""
+
+    def __init__(self, memory: int | None, budget: float) -> None:
+        self.worker = workers.shared(memory, _warm)
+        self.budget = budget
+        self.deadline = time.monotonic() + budget
+        self.result = SymbolicResult(None)
+        self.broken = False  # the worker was stopped: no more requests
+
+    def start(self, graph: Graph, points: Mapping[str, Any], wrt: Sequence[str], *,
+              formulas: bool, exact_digits: int | None, exact_points: Sequence[int] | None,
+              output: int | None = None) -> None:
+        points = {v: np.asarray(points[v], dtype=np.float64) for v in graph.variables}
+        self.worker.send(_session, (graph, points, list(wrt), formulas, exact_digits,
+                                    exact_points, output))
+        self.wants_exact = bool(exact_digits)
+
+    def finish(self, deadline: float) -> SymbolicResult:
+        """Wait for the session until the budget or `deadline` (monotonic), whichever is first."""
+        outcome = self.worker.collect(min(self.deadline, deadline), "SymPy", self.budget)
+        self._take(outcome, first=True)
+        return self.result
+
+    def more_exact(self, points: Mapping[str, Any], digits: int, labels: Sequence[int],
+                   deadline: float) -> SymbolicResult:
+        """The exact derivative at more points: `points` holds just those, `labels` their
+        indices in the batch (the keys they get in `result.exact`)."""
+        if self.broken or self.result.gradient is None or not labels:
+            return self.result
+        self.worker.send(_more_exact, (dict(points), digits, list(labels)))
+        outcome = self.worker.collect(min(self.deadline, deadline), "SymPy", self.budget)
+        self._take(outcome, first=False)
+        return self.result
+
+    def _take(self, outcome: workers.Outcome, first: bool) -> None:
+        r = self.result
+        for kind, value in outcome.values:
+            if kind == "float":
+                r.gradient = value
+            elif kind == "formulas":
+                r.formulas = value
+            elif kind == "exact":
+                k, texts, why = value
+                r.exact[k] = texts
+                if why:
+                    r.exact_why[k] = why
+        if outcome.reason is not None:
+            self.broken = True
+            r.skipped = r.skipped or outcome.kind in ("timeout", "memory")
+            reason = outcome.reason + _flag(outcome.kind)
+            if first and r.gradient is None:
+                r.note = reason
+            if self.wants_exact:
+                r.exact_note = reason
+
+
 def gradient(
     graph: Graph,
-    point: Mapping[str, float],
+    point: Mapping[str, Any],
     wrt: Sequence[str],
     *,
     formulas: bool = False,
@@ -200,27 +387,11 @@ def gradient(
     timeout: float = SYMBOLIC_TIMEOUT,
     memory: int | None = SYMBOLIC_MEMORY,
 ) -> SymbolicResult:
-    """sympy.diff of the formula with respect to each of `wrt`, evaluated at `point`, in a
-    worker process under a time and memory budget."""
-    point = {k: float(v) for k, v in point.items()}
-    outcome = budget.run(
-        stages, (graph, point, wrt, formulas, exact_digits),
-        timeout=timeout, memory=memory, what="SymPy",
-    )
-    got = dict(outcome.values)
-    result = SymbolicResult(
-        {k: np.asarray(v) for k, v in got["float"].items()} if "float" in got else None,
-        formulas=got.get("formulas", {}),
-        exact=got.get("exact"),
-        skipped=outcome.kind in ("timeout", "memory"),
-    )
-    if outcome.reason is not None:
-        flag = {"timeout": " (raise it with --symbolic-timeout)",
-                "memory": " (raise it with --symbolic-memory)"}.get(outcome.kind or "", "")
-        if result.gradient is None:
-            result.note = outcome.reason + flag
-        if exact_digits and result.exact is None:
-            result.exact_note = outcome.reason + flag
-    if "exact-note" in got:
-        result.exact_note = got["exact-note"]
+    """sympy.diff of the formula with respect to each of `wrt`, evaluated at `point` (scalars
+    or arrays), in the shared worker under a time and memory budget."""
+    job = Job(memory, timeout)
+    job.start(graph, point, wrt, formulas=formulas, exact_digits=exact_digits, exact_points=None)
+    result = job.finish(job.deadline)
+    if result.gradient is not None and all(np.ndim(point[v]) == 0 for v in graph.variables):
+        result.gradient = {k: float(v) for k, v in result.gradient.items()}
     return result

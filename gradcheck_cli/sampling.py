@@ -1,0 +1,157 @@
+"""Many points: `--sample N` draws N points from a box, reproducibly, stratified.
+
+Each variable's interval (`--domain NAME=LO:HI`, else `DEFAULT_DOMAIN`) is cut into N equal
+strata and every stratum gets exactly one draw, the strata of different variables paired by an
+independent random permutation (a Latin hypercube): N points hit every N-th of every
+variable's range, which independent uniform draws do not (they leave gaps and clusters). The
+generator is numpy's PCG64 seeded with `--seed` (or a fresh seed, printed so the run can be
+repeated).
+
+Points where f is undefined (log of a negative number, a division by zero) are redrawn, each
+uniformly within its own stratum, up to `REDRAWS` times; what is still undefined after that is
+dropped, counted, and the report says where f was undefined and which part of the box worked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import GradcheckError
+from .explain import describe_trouble
+from .graph import Graph, evaluate, first_trouble
+
+DEFAULT_DOMAIN = (-2.0, 2.0)  # as WeBWorK's default; give --domain for anything else
+REDRAWS = 20
+MAX_SAMPLE = 10_000_000
+
+
+@dataclass
+class Drawn:
+    points: dict[str, np.ndarray]  # v -> (N',) the points where f is finite
+    seed: int
+    domain: dict[str, tuple[float, float]]
+    redrawn: int
+    dropped: int
+    undefined_where: str | None
+
+
+def new_seed() -> int:
+    return int(np.random.SeedSequence().entropy % 2**32)  # type: ignore[operator]
+
+
+def draw(
+    graph: Graph,
+    n: int,
+    domain: Mapping[str, tuple[float, float]],
+    seed: int,
+    fixed: Mapping[str, float] | None = None,
+    dtype: type = np.float64,
+) -> Drawn:
+    """N points for the variables of `graph` not in `fixed` (those keep their given value)."""
+    if n < 1 or n > MAX_SAMPLE:
+        raise GradcheckError("usage", f"--sample takes 1 to {MAX_SAMPLE:,} points, not {n}.")
+    fixed = dict(fixed or {})
+    for v in domain:
+        if v not in graph.var_nodes:
+            known = ", ".join(graph.variables) or "none"
+            raise GradcheckError(
+                "unknown-variable",
+                f"--domain names {v!r}, which is not a variable of the formula (its variables: {known}).")
+    box = {v: tuple(domain.get(v, DEFAULT_DOMAIN)) for v in graph.variables if v not in fixed}
+    rng = np.random.Generator(np.random.PCG64(seed))
+    strata = {v: rng.permutation(n) for v in box}
+
+    def within(v: str, index: np.ndarray) -> np.ndarray:
+        lo, hi = box[v]
+        u = (strata[v][index] + rng.random(len(index))) / n
+        return np.asarray(lo + (hi - lo) * u, dtype=dtype)
+
+    everyone = np.arange(n)
+    points = {v: within(v, everyone) for v in box}
+    points.update({v: np.full(n, x, dtype=dtype) for v, x in fixed.items()})
+    redrawn = 0
+    where: str | None = None
+    for attempt in range(REDRAWS + 1):
+        values = evaluate(graph, points, dtype)
+        f = np.broadcast_to(values[graph.output], (n,))
+        bad = np.flatnonzero(~np.isfinite(f))
+        if not len(bad):
+            break
+        if where is None:
+            where = _describe(graph, values, int(bad[0]), points)
+        if attempt == REDRAWS:
+            break
+        redrawn += len(bad)
+        for v in box:
+            points[v][bad] = within(v, bad)
+    good = np.isfinite(np.broadcast_to(evaluate(graph, points, dtype)[graph.output], (n,)))
+    dropped = int((~good).sum())
+    if not good.any():
+        raise GradcheckError("undefined", _nowhere(graph, box, where))
+    kept = {v: p[good] for v, p in points.items()}
+    return Drawn(kept, seed, {v: (float(a), float(b)) for v, (a, b) in box.items()},
+                 redrawn, dropped, where)
+
+
+def _describe(graph: Graph, values: Sequence[np.ndarray], k: int, points: Mapping[str, np.ndarray]) -> str:
+    one = [np.ravel(np.broadcast_to(v, np.shape(values[graph.output])))[k:k + 1] if np.ndim(v) else v
+           for v in values]
+    trouble = first_trouble(graph, one)
+    at = ",".join(f"{v}={float(p[k]):.6g}" for v, p in points.items())
+    what = describe_trouble(graph, trouble) if trouble is not None else "f is not finite"
+    return f"{what} (e.g. at {at})"
+
+
+def _nowhere(graph: Graph, box: Mapping[str, tuple[float, float]], where: str | None) -> str:
+    shown = ", ".join(f"{v}={lo:g}:{hi:g}" for v, (lo, hi) in box.items())
+    hint = _positive_hint(graph, box)
+    return (f"f is undefined at every point drawn from the box {shown} after {REDRAWS} redraws: "
+            f"{where or 'f is not finite'}. Give a --domain where f is defined"
+            + (f", e.g. {hint}" if hint else "") + ".")
+
+
+def _positive_hint(graph: Graph, box: Mapping[str, tuple[float, float]]) -> str | None:
+    """A sub-box that works, found by shrinking each variable's interval to its upper or lower
+    half in turn (a coarse search: enough for sqrt(x - 5) or log(-x) on the default box)."""
+    names = list(box)
+    if not names or len(names) > 8:
+        return None
+    rng = np.random.Generator(np.random.PCG64(0))
+    for scale in (10.0, 100.0, 1000.0):
+        for sign in (1.0, -1.0):
+            trial = {v: (min(sign * lo * scale, sign * hi * scale), max(sign * lo * scale, sign * hi * scale))
+                     for v, (lo, hi) in box.items()}
+            trial = {v: (max(a, 0.0) if sign > 0 else a, b if sign > 0 else min(b, 0.0))
+                     for v, (a, b) in trial.items()}
+            pts = {v: rng.uniform(a, b, 64) for v, (a, b) in trial.items()}
+            f = np.broadcast_to(evaluate(graph, pts)[graph.output], (64,))
+            if np.isfinite(f).mean() > 0.5:
+                return " ".join(f"--domain {v}={a:g}:{b:g}" for v, (a, b) in trial.items())
+    return None
+
+
+def parse_domain(items: Sequence[str]) -> dict[str, tuple[float, float]]:
+    """`x=-3:3,y=0.1:5` (repeatable) -> {"x": (-3, 3), "y": (0.1, 5)}, strictly."""
+    from .inputs import parse_decimal, parse_name  # the one strict reader of numbers
+
+    out: dict[str, tuple[float, float]] = {}
+    for item in items:
+        for part in item.split(","):
+            part = part.strip()
+            name, eq, rest = part.partition("=")
+            name = parse_name(name.strip(), "--domain")
+            lo_text, colon, hi_text = rest.partition(":")
+            if not eq or not colon:
+                raise GradcheckError("bad-value", f"--domain expects NAME=LO:HI, got {part!r}.")
+            lo = parse_decimal(lo_text.strip(), f"the lower end for {name}")
+            hi = parse_decimal(hi_text.strip(), f"the upper end for {name}")
+            if not lo < hi:
+                raise GradcheckError("bad-value", f"--domain {name}={lo_text}:{hi_text} is empty: "
+                                     "LO must be below HI.")
+            if name in out:
+                raise GradcheckError("bad-value", f"--domain gives {name} twice.")
+            out[name] = (lo, hi)
+    return out

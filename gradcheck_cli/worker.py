@@ -1,0 +1,267 @@
+"""One SymPy worker process per run: started early, reused, bounded, and never outliving us.
+
+SymPy can hang or exhaust memory on formulas a stranger can type (huge integer powers, towers
+of exp under evalf), and it recurses once per nesting level. A thread cannot be stopped and a
+recursion limit does not bound memory, so the symbolic work runs in a child process:
+- it is forked as soon as a check knows it will need SymPy, and imports SymPy at once, so the
+  0.5 s import overlaps the fast methods the parent runs meanwhile;
+- it stays alive and serves further requests (more points, the exact reference at chosen
+  points, the next check of a check file), keeping what it computed in `state`;
+- its address space is capped with RLIMIT_AS (what it had at start plus the budget); each
+  request runs in a thread with a large stack and a high recursion limit, so a formula nested
+  thousands deep is differentiated instead of refused;
+- the parent waits at most a deadline per request, then kills it (the next request starts a
+  fresh worker);
+- it dies with the parent whatever kills the parent (PR_SET_PDEATHSIG on Linux, and a check
+  that the parent is still the one that forked it), ignores Ctrl-C (the parent handles it and
+  kills the worker), and does not hold the caller's stdout or stderr open (both /dev/null).
+
+A request is a generator function `fn(state, *args)`: each value it yields is sent back as soon
+as it is ready, so work finished before a deadline (a float64 derivative, say) is kept even
+when a later stage (a 30-digit evaluation) is stopped. Whatever happens (timeout, MemoryError,
+a crash by signal), the parent gets an `Outcome` with a reason, never an exception.
+"""
+
+from __future__ import annotations
+
+import atexit
+import multiprocessing as mp
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+WORKER_STACK_BYTES = 512 * 2**20
+WORKER_RECURSION_LIMIT = 200_000
+
+
+@dataclass
+class Outcome:
+    values: list[Any]  # what the generator yielded before it finished or was stopped
+    reason: str | None = None  # None when the generator finished normally
+    kind: str | None = None  # timeout | memory | crash | error
+
+
+def _address_space_bytes() -> int | None:
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmSize:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def _limit_memory(budget: int | None) -> None:
+    if budget is None:
+        return
+    try:
+        import resource
+    except ImportError:  # not on this platform: the time budget still applies
+        return
+    now = _address_space_bytes()
+    if now is None:
+        return
+    limit = now + budget
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Ask the kernel to kill us when the parent dies; if it already has, go now."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the parent's atexit and kill still apply
+        pass
+    if os.getppid() != parent_pid:
+        os._exit(0)
+
+
+def _quiet_stdio() -> None:
+    """Let go of the caller's stdout/stderr: a reader of our parent's output must see its end
+    when the parent ends, not when the worker does."""
+    try:
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        os.close(devnull)
+    except OSError:
+        pass
+
+
+def _serve(conn: Any, parent_pid: int, memory: int | None, warm: Callable[[], None] | None) -> None:
+    _die_with_parent(parent_pid)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _quiet_stdio()
+    sys.setrecursionlimit(WORKER_RECURSION_LIMIT)
+    threading.stack_size(WORKER_STACK_BYTES)
+    _limit_memory(memory)
+    state: dict[str, Any] = {}
+    if warm is not None:
+        try:
+            warm()  # import SymPy now, while the parent runs the fast methods
+        except BaseException:  # a failed import shows up again, as data, in the first request
+            pass
+
+    def send(message: tuple[str, Any]) -> None:
+        try:
+            conn.send(message)
+        except Exception as exc:  # e.g. a value that cannot be pickled
+            conn.send(("error", f"a result could not be sent back: {exc}"))
+
+    while True:
+        try:
+            fn, args = conn.recv()
+        except (EOFError, OSError):
+            return
+
+        def work(fn: Callable[..., Any] = fn, args: tuple[Any, ...] = args) -> None:
+            try:
+                for item in fn(state, *args):
+                    send(("item", item))
+                send(("done", None))
+            except MemoryError:
+                state.clear()
+                send(("memory", None))
+            except RecursionError:
+                send(("error", "recursed deeper than the worker allows"))
+            except BaseException as exc:  # reported to the parent as data, never re-raised there
+                detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+                send(("error", detail[:500]))
+
+        t = threading.Thread(target=work)
+        t.start()
+        t.join()
+
+
+class Worker:
+    """A worker process serving requests one at a time (see the module docstring)."""
+
+    def __init__(self, memory: int | None, warm: Callable[[], None] | None = None) -> None:
+        self.memory = memory
+        self.warm = warm
+        self.proc: Any = None
+        self.conn: Any = None
+        self.busy = False  # a request was sent and not collected to its end
+        self.owner = os.getpid()
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.is_alive()
+
+    def start(self) -> None:
+        if self.alive:
+            return
+        self.close()
+        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+        parent, child = ctx.Pipe(duplex=True)
+        self.proc = ctx.Process(target=_serve, args=(child, os.getpid(), self.memory, self.warm),
+                                daemon=True)
+        self.proc.start()
+        child.close()
+        self.conn = parent
+        self.owner = os.getpid()
+
+    def send(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        """Start a request without waiting for it (collect it with `collect`)."""
+        if self.busy:  # an abandoned request: its answers must not be read as this one's
+            self.close()
+        self.start()
+        self.conn.send((fn, args))
+        self.busy = True
+
+    def collect(self, deadline: float, what: str = "the worker", budget: float | None = None) -> Outcome:
+        """Everything the running request yields until it finishes or `deadline` (monotonic)
+        passes; then the worker is killed."""
+        values: list[Any] = []
+        status, detail = "timeout", None
+        try:
+            while self.conn.poll(max(0.0, deadline - time.monotonic())):
+                try:
+                    status, detail = self.conn.recv()
+                except (EOFError, OSError):
+                    status = "crash"
+                    break
+                if status != "item":
+                    break
+                values.append(detail)
+                status = "timeout"
+        except BaseException:
+            self.close()  # interrupted (time limit, Ctrl-C): the worker goes with the request
+            raise
+        if status == "done":
+            self.busy = False
+            return Outcome(values)
+        code = self.proc.exitcode if self.proc is not None else None
+        self.close()
+        if status == "timeout":
+            shown = f" of {budget:g} s" if budget is not None else ""
+            return Outcome(values, f"{what} exceeded its time budget{shown}", "timeout")
+        if status == "memory":
+            mib = (self.memory or 0) / 2**20
+            return Outcome(values, f"{what} exceeded its memory budget of {mib:g} MiB", "memory")
+        if status == "crash":
+            sig = signal.Signals(-code).name if code is not None and code < 0 else f"exit code {code}"
+            return Outcome(values, f"{what} crashed ({sig})", "crash")
+        return Outcome(values, f"{what} failed: {detail}", "error")
+
+    def run(self, fn: Callable[..., Any], args: tuple[Any, ...], timeout: float,
+            what: str = "the worker") -> Outcome:
+        self.send(fn, args)
+        return self.collect(time.monotonic() + timeout, what, timeout)
+
+    def close(self) -> None:
+        self.busy = False
+        if self.proc is not None:
+            if self.proc.is_alive():
+                self.proc.kill()
+            self.proc.join()
+            self.proc = None
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+_WORKERS: dict[tuple[int | None, int], Worker] = {}
+
+
+def shared(memory: int | None, warm: Callable[[], None] | None = None) -> Worker:
+    """The process's worker for this memory budget, started if it is not running."""
+    key = (memory, os.getpid())  # a forked child of ours never reuses our worker
+    w = _WORKERS.get(key)
+    if w is None:
+        w = _WORKERS[key] = Worker(memory, warm)
+    w.start()
+    return w
+
+
+@atexit.register
+def _close_all() -> None:
+    for w in _WORKERS.values():
+        if w.proc is not None and w.owner == os.getpid():
+            w.close()
+
+
+def run(
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    *,
+    timeout: float,
+    memory: int | None,
+    what: str = "the worker",
+) -> Outcome:
+    """Run the generator fn(state, *args) in a fresh worker that is closed afterwards."""
+    w = Worker(memory)
+    try:
+        return w.run(fn, args, timeout, what)
+    finally:
+        w.close()
