@@ -51,7 +51,7 @@ from .report import Diagnostic, MethodReport, Report, Sample
 
 # SymPy's cost explodes with the graph's size (benchmarks/sympy_scaling.py); above this it is
 # skipped at once unless asked for by name (--methods symbolic, --reference exact|symbolic).
-SYMBOLIC_MAX_NODES = 2_000
+SYMBOLIC_MAX_NODES = 4_000
 # The exact reference runs at every point up to this many points; past it, at the failing and
 # the worst points only (at most EXACT_FOCUS of them), so its cost stays bounded.
 EXACT_ALL_POINTS = 100
@@ -148,7 +148,8 @@ def check(expression: str, point: Mapping[str, Any] | None = None, **options: An
         margin = 0.1 * (opts.timeout or 0.0)
         sym = job.finish(deadline - margin)
         if sym.skipped or (sym.gradient is None and sym.note):
-            diagnostics.append(Diagnostic("symbolic-skipped", f"SymPy was skipped: {sym.note or sym.exact_note}."))
+            diagnostics.append(Diagnostic("symbolic-skipped",
+                                          f"SymPy was skipped: {sym.note or sym.exact_note}."))
     elif too_big and ("symbolic" in names or wants_exact):
         diagnostics.append(Diagnostic(
             "symbolic-skipped",
@@ -159,7 +160,8 @@ def check(expression: str, point: Mapping[str, Any] | None = None, **options: An
     if "symbolic" in names:
         results["symbolic"] = REGISTRY["symbolic"].run(ctx)
         if too_big:
-            results["symbolic"].note = f"skipped: the graph has {len(graph):,} nodes (over {SYMBOLIC_MAX_NODES:,})"
+            results["symbolic"].note = (f"skipped: the graph has {len(graph):,} nodes "
+                                        f"(over {SYMBOLIC_MAX_NODES:,})")
 
     state = _Judging(graph, ctx, points, f, wrt, names, opts, results, kink, sym, job, deadline)
     state.run()
@@ -417,20 +419,28 @@ class _Judging:
         found: dict[int, str] = {}
         graph = self.graph
 
+        n = len(index)
+        origin: dict[int, str] = {}  # per point: the first step whose partial is infinite
+
+        def infinite_step(i: int, j: int, p: int) -> str:
+            node = graph.nodes[i]
+            arg = float(np.broadcast_to(values[node.args[j]], (n,))[p])
+            form = f"{node.op}(u)" if len(node.args) == 1 else f"{node.op}(…) with u = argument {j + 1}"
+            return f"{form} at u = {arg:.6g} (in {self.texts[i]})"
+
         def observe(i: int, j: int, a: int, upstream: Any, partial: Any, contribution: Any,
                     adjoint: Any) -> None:
-            n = len(index)
             up, part = np.broadcast_to(upstream, (n,)), np.broadcast_to(partial, (n,))
-            hit = np.isnan(np.broadcast_to(contribution, (n,))) & ~np.isnan(up) & ~np.isnan(part)
+            con = np.broadcast_to(contribution, (n,))
+            for p in np.flatnonzero(np.isinf(part) & np.isfinite(up) & (up != 0)):
+                origin.setdefault(int(p), infinite_step(i, j, int(p)))
+            hit = np.isnan(con) & ~np.isnan(up) & ~np.isnan(part)
             for p in np.flatnonzero(hit):
                 if int(p) in found:
                     continue
-                node = graph.nodes[i]
-                what = "0 · ∞" if np.isinf(part[p]) else "∞ · 0"
-                arg = float(np.broadcast_to(values[node.args[j]], (n,))[p])
-                form = f"{node.op}(u)" if len(node.args) == 1 else f"{node.op}(…)"
-                found[int(p)] = (f"{what} in {form} at u = {arg:.6g} ({self.texts[i]}): the chain rule "
-                                 "breaks down here")
+                where = (infinite_step(i, j, int(p)) if np.isinf(part[p])
+                         else origin.get(int(p), self.texts[i]))
+                found[int(p)] = f"0 · ∞ in {where}: the chain rule breaks down here"
 
         backward(graph, values, self.wrt, observer=observe)
         for v, b in ad_bad.items():
@@ -512,7 +522,8 @@ class _Judging:
         sym = self.sym
         skipped = sym is None or sym.gradient is None or sym.skipped
         if self.main_reference == "exact":
-            self.reference_note = f"SymPy's derivative evaluated with mpmath to {self.opts.exact_digits} digits"
+            self.reference_note = (f"SymPy's derivative evaluated with mpmath to "
+                                   f"{self.opts.exact_digits} digits")
         elif self.opts.reference not in ("auto", "exact"):
             self.reference_note = f"chosen with --reference {self.opts.reference}"
         elif self.main_reference == "symbolic":
@@ -722,7 +733,8 @@ def _validate_point(graph: Graph, point: Mapping[str, Any], require_all: bool
             raise GradcheckError("bad-value", f"the value of {name} must be a finite number, not "
                                  f"{str(value)[:80]!r}.") from None
         if arr.ndim > 1 or (arr.ndim == 1 and len(arr) == 0):
-            raise GradcheckError("bad-value", f"the value of {name} must be a number or a 1-d array of points.")
+            raise GradcheckError("bad-value",
+                                 f"the value of {name} must be a number or a 1-d array of points.")
         if not np.all(np.isfinite(arr)):
             raise GradcheckError("bad-value", f"the value of {name} must be a finite number, not "
                                  f"{str(value)[:80]!r}.")

@@ -1,7 +1,8 @@
 """The `gradcheck` command: arguments in, a rendered Report out, an exit code. No mathematics.
 
 Exit codes: 0 every method agrees with the reference; 1 a disagreement; 2 bad input (one
-clear message on stderr, or one JSON object under --format json; never a traceback).
+clear message on stderr, or one JSON object under --format json; never a traceback);
+3 inconclusive (nothing could be judged: no method ran, or no reference anywhere).
 """
 
 from __future__ import annotations
@@ -19,14 +20,19 @@ from rich.console import Console
 
 from . import checkfile
 from . import junit as junit_xml
-from .check import DEFAULT_METHODS, METHODS, REFERENCES, check
+from .check import check
 from .errors import GradcheckError, escape_controls
 from .inputs import parse_assignments, shown
 from .limits import DEFAULT_LIMITS, Limits
+from .methods import DEFAULT_METHODS, METHODS, REFERENCES
 from .render import error_json, render_table, to_json, to_markdown
+from .sampling import DEFAULT_DOMAIN, MAX_SAMPLE, parse_domain
 from .symbolic import SYMBOLIC_MEMORY, SYMBOLIC_TIMEOUT
 
 _shown = shown
+
+
+EXIT_CODES = {"pass": 0, "fail": 1, "inconclusive": 3}  # and 2: bad input
 
 
 def _finite(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
@@ -47,8 +53,9 @@ class _GroupedHelp(click.Command):
 
     SECTIONS = (
         ("Formula and point", ("file", "at", "wrt")),
+        ("Many points", ("sample", "domain", "seed")),
         ("Methods and verdict", ("methods", "reference", "rtol", "atol", "step", "dtype", "strict")),
-        ("Output", ("fmt", "digits", "show_formula", "junit")),
+        ("Output", ("fmt", "digits", "show_formula", "per_point", "junit")),
         ("Limits", ("timeout", "symbolic_timeout", "symbolic_memory", "max_length", "max_depth",
                     "max_digits", "max_exponent")),
     )
@@ -77,11 +84,21 @@ class _GroupedHelp(click.Command):
 @click.option("--at", "at", multiple=True, metavar="NAME=VALUE[,...]",
               help="The point: a value for every variable (repeatable).")
 @click.option("--wrt", metavar="NAME[,...]", help="Differentiate with respect to these only.")
-@click.option("--methods", metavar="M[,...]", default=",".join(DEFAULT_METHODS), show_default=True,
-              help=f"Methods to run, from {', '.join(METHODS)}; or 'all'.")
-@click.option("--reference", type=click.Choice(REFERENCES), default="auto", show_default=True,
-              help="What every method is judged against: the exact derivative (SymPy, 30 digits), "
-                   "or one of the methods. auto: exact when it fits the symbolic budget.")
+@click.option("--sample", type=click.IntRange(1, MAX_SAMPLE), metavar="N",
+              help="Check at N points drawn from the --domain box (stratified; the --at values fix "
+                   "variables instead).")
+@click.option("--domain", multiple=True, metavar="NAME=LO:HI[,...]",
+              help="The box to draw from, per variable "
+                   f"(default {DEFAULT_DOMAIN[0]:g}:{DEFAULT_DOMAIN[1]:g}).")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1),
+              help="Seed for --sample (default: a fresh one, printed so the run can be repeated).")
+@click.option("--methods", metavar="M[,...]",
+              help=f"Methods to run, from {', '.join(METHODS)}; or 'all'. "
+                   f"[default: {','.join(DEFAULT_METHODS)}]")
+@click.option("--reference", metavar="R", default="auto", show_default=True,
+              help=f"What every method is judged against, one of {', '.join(REFERENCES)}: the exact "
+                   "derivative (SymPy, 30 digits) or a method that is not AD. auto: exact where it can "
+                   "be had, else symbolic, complex step, Richardson.")
 @click.option("--rtol", type=click.FloatRange(min=0), callback=_finite,
               help="Relative tolerance for every method.")
 @click.option("--atol", type=click.FloatRange(min=0), callback=_finite,
@@ -93,6 +110,7 @@ class _GroupedHelp(click.Command):
 @click.option("--digits", type=click.IntRange(1, 30), default=10, show_default=True,
               help="Significant digits shown.")
 @click.option("--show-formula", is_flag=True, help="Print the symbolic derivative.")
+@click.option("--per-point", is_flag=True, help="JSON: add every point's values, errors and verdicts.")
 @click.option("--dtype", type=click.Choice(["float64", "float32"]), default="float64",
               show_default=True,
               help="Precision of the AD and finite-difference methods (the point is rounded to it).")
@@ -121,7 +139,10 @@ def cli(
     file: str | None,
     at: tuple[str, ...],
     wrt: str | None,
-    methods: str,
+    sample: int | None,
+    domain: tuple[str, ...],
+    seed: int | None,
+    methods: str | None,
     reference: str,
     rtol: float | None,
     atol: float | None,
@@ -129,6 +150,7 @@ def cli(
     fmt: str,
     digits: int,
     show_formula: bool,
+    per_point: bool,
     dtype: str,
     strict: bool,
     junit: str | None,
@@ -168,7 +190,7 @@ def cli(
             expression,
             point,
             wrt=wrt_names,
-            methods=_names(methods) or [],
+            methods=_names(methods) if methods is not None else None,
             reference=reference,
             rtol=rtol,
             atol=atol,
@@ -177,8 +199,12 @@ def cli(
             show_formula=show_formula,
             strict=strict,
             dtype=dtype,
-            symbolic_timeout=min(symbolic_timeout, max(0.1, deadline - time.monotonic())),
+            symbolic_timeout=symbolic_timeout,
             symbolic_memory=symbolic_memory * 2**20,
+            timeout=max(0.01, deadline - time.monotonic()),
+            sample=sample,
+            domain=parse_domain(domain) if domain else None,
+            seed=seed,
         )
         _arm_timeout(0)
     except GradcheckError as err:
@@ -189,14 +215,14 @@ def cli(
     if junit:
         _write(junit, junit_xml.report_xml(report))
     if fmt == "json":
-        click.echo(to_json(report))
+        click.echo(to_json(report, per_point))
     elif fmt == "markdown":
         click.echo(to_markdown(report, digits), nl=False)
     else:
         # Piped output (CI logs) has no terminal width to read; 80 columns would fold numbers.
         width = None if sys.stdout.isatty() else 120
         Console(highlight=False, width=width).print(render_table(report, digits))
-    sys.exit(0 if report.ok else 1)
+    sys.exit(EXIT_CODES[report.verdict])
 
 
 def _write(path: str, text: str) -> None:

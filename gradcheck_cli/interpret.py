@@ -19,10 +19,11 @@ operation's meaning is its entry in `rules.RULES`.
 
 `backward` is the reversed walk of reverse-mode AD. It offers every edge it crosses to an
 optional observer (node, argument, upstream adjoint, local partial, contribution, the
-argument's adjoint after adding it), so the step-by-step trace, graph pictures and explanations read the real sweep
-instead of running another. Zero convention, shared with forward mode: a structurally zero
-adjoint (None: the node does not lead to the output) contributes nothing; a numeric zero
-multiplies like any number, so 0 · ∞ shows up as nan in both modes and can be explained.
+argument's adjoint after adding it), so the step-by-step trace, graph pictures and
+explanations read the real sweep instead of running another. Zero convention, shared with
+forward mode: a structurally zero adjoint (None: the node does not lead to the output)
+contributes nothing; a numeric zero multiplies like any number, so 0 · ∞ shows up as nan in
+both modes and can be explained.
 """
 
 from __future__ import annotations

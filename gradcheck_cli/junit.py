@@ -1,9 +1,11 @@
 """JUnit XML for CI systems: one test case per (variable, method) of a check.
 
-A value that fails is a <failure>; a method that could not run, or a value that is no fair
-witness (a finite difference straddling a kink), is <skipped> with the reason; a check that
-could not be made at all (bad input, exit code 2) is one test case with an <error>, so the file
-is valid and tells why whatever happened. Text goes through ElementTree, which escapes it.
+A value that fails (at any point) is a <failure> naming the worst point; a method that could
+not run, or a value that is no fair witness (a finite difference straddling a kink) or has no
+reference, is <skipped> with the reason; a check where nothing could be judged (exit code 3)
+gets a "verdict" test case with an <error>, so CI never counts it as a pass; a check that could
+not be made at all (bad input, exit code 2) is one test case with an <error>, so the file is
+valid and tells why whatever happened. Text goes through ElementTree, which escapes it.
 """
 
 from __future__ import annotations
@@ -11,8 +13,12 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
+import numpy as np
+
+from . import judge
 from .errors import GradcheckError
-from .render import fmt, fmt_error
+from .judge import CELL_NAMES
+from .render import failure_text, verdict_text
 from .report import Report
 
 # Characters XML 1.0 cannot carry at all, even escaped: shown as \xNN instead.
@@ -44,28 +50,37 @@ def _finish(suite: ET.Element) -> str:
 
 def report_xml(report: Report) -> str:
     suite = _suite(f"gradcheck {report.expression}")
+    many = report.size > 1
     for v in report.wrt:
         for m in report.methods:
             case = ET.SubElement(suite, "testcase", classname=f"gradcheck.{report.expression}",
                                  name=f"d/d{v} {m.name}")
-            if m.gradient is None or m.passed is None:
+            if not m.ran or m.cells is None:
                 ET.SubElement(case, "skipped", message=f"{m.name} could not run: {m.note}")
                 continue
-            verdict = m.passed.get(v)
-            if verdict is None:
-                why = (m.unreliable or {}).get(v, "not judged")
-                ET.SubElement(case, "skipped", message=f"unreliable: {why}")
-            elif not verdict:
-                assert m.error is not None and m.error_kind is not None
-                message = (f"{m.name} gives {fmt(m.gradient[v], 17)} for d/d{v}, error "
-                           f"{fmt_error(m.error[v], m.error_kind[v])} against {report.reference} "
-                           f"(rtol={m.rtol:g}, atol={m.atol:g})")
-                ET.SubElement(case, "failure", message=message)
-    if report.strict and report.one_sided:
+            c = m.cells.code[v]
+            if (c == judge.FAIL).any():
+                ET.SubElement(case, "failure", message=failure_text(report, m, v, 17)
+                              + f" (rtol={m.rtol:g})")
+            elif not np.isin(c, judge.JUDGED).any():
+                codes = [int(x) for x in np.unique(c)]
+                k = int(np.flatnonzero(c == codes[0])[0])
+                ET.SubElement(case, "skipped",
+                              message=f"{CELL_NAMES[codes[0]]}: {m.why(v, k) or 'not judged'}"
+                              + (f" (at {len(c)} points)" if many else ""))
+    if report.strict and any(m.cells is not None and np.isin(m.cells.code[v], judge.LENIENT).any()
+                             for m in report.methods for v in report.wrt):
         case = ET.SubElement(suite, "testcase", classname=f"gradcheck.{report.expression}",
                              name="differentiable at the point (--strict)")
-        sides = "; ".join(f"d/d{v}: left {lo:g}, right {hi:g}" for v, (lo, hi) in report.one_sided.items())
-        ET.SubElement(case, "failure", message=f"not differentiable at this point: {sides}")
+        sides = "; ".join(f"d/d{v}: left {float(lo[0]) if not many else float('nan'):g}, "
+                          f"right {float(hi[0]) if not many else float('nan'):g}"
+                          for v, (_, lo, hi) in report.kinks.items())
+        ET.SubElement(case, "failure",
+                      message=f"not differentiable at this point: {sides or verdict_text(report)}")
+    if report.verdict == "inconclusive":
+        case = ET.SubElement(suite, "testcase", classname=f"gradcheck.{report.expression}",
+                             name="verdict")
+        ET.SubElement(case, "error", type="inconclusive", message=verdict_text(report))
     return _finish(suite)
 
 

@@ -98,6 +98,8 @@ def _forward(ctx: Context) -> MethodResult:
 
 def _symbolic(ctx: Context) -> MethodResult:
     sym = ctx.symbolic
+    if not ctx.wrt:
+        return MethodResult({})
     if sym is None or sym.gradient is None:
         note = sym.note if sym is not None and sym.note else "SymPy was not run"
         return MethodResult(None, note)
@@ -112,8 +114,8 @@ def _symbolic(ctx: Context) -> MethodResult:
         mask = np.zeros(ctx.size, dtype=bool)
         for p in np.flatnonzero(~np.isfinite(g)):
             text = sym.exact.get(int(p), {}).get(v)
-            if text is None:
-                continue
+            if text is None or (np.isinf(g[p]) and text in ("nan", "inf", "-inf")):
+                continue  # an infinite value where the derivative is not finite either: a value
             mask[p] = True
             if v not in why:
                 why[v] = sym.exact_why.get(int(p), {}).get(v) or (
@@ -125,7 +127,9 @@ def _symbolic(ctx: Context) -> MethodResult:
     return MethodResult(values, bad=bad, why=why)
 
 
-def _finite(fn: Callable[..., finite.FiniteResult], with_step: bool = False) -> Callable[[Context], MethodResult]:
+def _finite(
+    fn: Callable[..., finite.FiniteResult], with_step: bool = False
+) -> Callable[[Context], MethodResult]:
     def run(ctx: Context) -> MethodResult:
         kw = {"step": ctx.step} if with_step else {}
         res = fn(ctx.graph, ctx.points, ctx.wrt, dtype=ctx.dtype, **kw)

@@ -91,7 +91,8 @@ def one_sided(
     kind = np.full(n, "unknown", dtype=object)
     both = np.isfinite(r_val) & np.isfinite(l_val)
     with np.errstate(all="ignore"):
-        agree = np.abs(r_val - l_val) <= 4 * (r_est + l_est) + SETTLED * np.maximum(np.abs(r_val), np.abs(l_val))
+        spread = SETTLED * np.maximum(np.abs(r_val), np.abs(l_val))
+        agree = np.abs(r_val - l_val) <= 4 * (r_est + l_est) + spread
     kind[both & agree] = "smooth"
     kind[both & ~agree] = "kink"
     kind[(np.isfinite(r_val) & ~l_def & ~l_inf) | (np.isfinite(l_val) & ~r_def & ~r_inf)] = "one-sided"

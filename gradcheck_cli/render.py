@@ -1,7 +1,9 @@
 """Report → rich table, strict JSON, or markdown. Pure: these return, they never print.
 
-User text (the formula, variable names) only ever enters rich as `Text`, never as markup, so
-`[bold red]x` prints literally.
+One point: a table of values, each with its error and mark, as v1. Many points: per variable
+and method, how many points pass and fail, the worst error, and the worst point as an `--at`
+the user can paste. User text (the formula, variable names) only ever enters rich as `Text`,
+never as markup, so `[bold red]x` prints literally.
 """
 
 from __future__ import annotations
@@ -10,15 +12,17 @@ import json
 import math
 from typing import Any
 
+import numpy as np
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from .compare import ESTIMATE_FACTOR
+from . import judge
 from .errors import GradcheckError
+from .judge import CELL_NAMES, ERROR_KINDS
 from .report import MethodReport, Report
 
-PASS, FAIL = "✓", "✗"
+PASS, FAIL, MAYBE = "✓", "✗", "?"
 
 
 def fmt(x: float, digits: int) -> str:
@@ -33,6 +37,8 @@ def fmt_error(error: float, kind: str) -> str:
     """Relative errors bare; absolute ones (where the reference is 0) labelled "abs"; at a
     kink, the distance to the interval of one-sided derivatives, labelled "kink"."""
     label = {"relative": "", "absolute": "abs ", "interval": "kink "}.get(kind, "")
+    if math.isnan(error):
+        return f"{label}nan"
     if math.isinf(error):
         return f"{label}inf"
     return f"{label}{error:.1e}"
@@ -44,7 +50,7 @@ def one_line(expression: str) -> str:
 
 
 def reference_label(report: Report) -> str:
-    if report.reference == "exact" and report.exact is not None:
+    if report.reference == "exact":
         return "exact (30 digits)"
     return report.reference
 
@@ -60,82 +66,189 @@ def exact_text(text: str, digits: int) -> str:
     return shown[:-2] if shown.endswith(".0") else shown
 
 
-def point_text(report: Report, digits: int) -> str:
-    return ", ".join(f"{k}={fmt(v, digits)}" for k, v in report.point.items())
+def point_text(report: Report, digits: int, k: int = 0) -> str:
+    return ", ".join(f"{v}={fmt(float(a[k]), digits)}" for v, a in report.points.items())
+
+
+# --------------------------------------------------------------------------------------------
+# Words: what failed, where, by how much
+# --------------------------------------------------------------------------------------------
+
+
+def _worst(m: MethodReport, v: str, codes: tuple[int, ...]) -> int | None:
+    """The point among `codes` cells with the largest error (nan/inf first)."""
+    assert m.cells is not None
+    mask = np.isin(m.cells.code[v], codes)
+    if not mask.any():
+        return None
+    err = np.where(mask, m.cells.error[v], -np.inf)
+    err = np.where(mask & ~np.isfinite(m.cells.error[v]), np.inf, err)
+    return int(np.argmax(err))
+
+
+def failure_text(report: Report, m: MethodReport, v: str, digits: int = 6) -> str:
+    assert m.cells is not None and m.values is not None
+    k = _worst(m, v, (judge.FAIL,))
+    assert k is not None
+    n = int((m.cells.code[v] == judge.FAIL).sum())
+    ref = float(report.reference_values[v][k]) if v in report.reference_values else math.nan
+    kind = ERROR_KINDS[int(m.cells.kind[v][k])]
+    against = "the interval of one-sided derivatives" if kind == "interval" else fmt(ref, digits)
+    text = (f"{m.name} on {v}: {fmt(float(m.values[v][k]), digits)} against {against} "
+            f"(error {fmt_error(float(m.cells.error[v][k]), kind)})")
+    if report.size > 1:
+        text += f" at {n} of {report.size} points; worst at --at {report.at_text(k)}"
+    why = m.why(v, k)
+    if why:
+        text += f" ({why})"
+    return text
 
 
 def verdict_text(report: Report) -> str:
     ran = [m for m in report.methods if m.ran]
-    if not report.wrt:
-        return "nothing to check: the formula has no variables"
-    if not any(m.ran for m in report.methods):
-        return f"{FAIL} no method could run"
-    if report.ok:
-        return f"{PASS} all {len(ran)} methods that ran agree with the reference ({report.reference})"
-    bad = [m for m in ran if m.ok is False]
+    where = f" at {report.size} points" if report.size > 1 else ""
+    if report.verdict == "inconclusive":
+        if not report.wrt:
+            return f"{MAYBE} inconclusive: nothing to check, the formula has no variables"
+        if not ran:
+            return f"{MAYBE} inconclusive: no method could run, nothing was checked"
+        return f"{MAYBE} inconclusive: no value could be judged, nothing was checked"
+    if report.verdict == "pass":
+        text = f"{PASS} all {len(ran)} methods that ran agree with the reference ({report.reference}){where}"
+        lenient = _lenient_count(report)
+        return text + (f"; {lenient}" if lenient else "")
     parts = []
-    for m in bad:
-        assert m.passed is not None
-        vs = [v for v, ok in m.passed.items() if not ok]
-        parts.append(f"{m.name} on {', '.join(vs)}")
+    for m in ran:
+        if m.cells is None:
+            continue
+        for v in report.wrt:
+            if (m.cells.code[v] == judge.FAIL).any():
+                parts.append(failure_text(report, m, v))
+    if not parts and report.strict:
+        return f"{FAIL} not differentiable{where} (--strict): " + (_lenient_count(report) or "")
     return f"{FAIL} disagreement with the reference ({report.reference}): " + "; ".join(parts)
 
 
-def _cell(m: MethodReport, v: str, reference: str, digits: int) -> Text:
-    if not m.ran:
+def _lenient_count(report: Report) -> str:
+    names = {judge.KINK: "at a kink", judge.CONVENTION: "an AD convention at a switching point",
+             judge.NONDIFF: "not differentiable"}
+    seen = []
+    for code, text in names.items():
+        if any(m.cells is not None and any((m.cells.code[v] == code).any() for v in report.wrt)
+               for m in report.methods):
+            seen.append(text)
+    return ", ".join(seen)
+
+
+# --------------------------------------------------------------------------------------------
+# The table
+# --------------------------------------------------------------------------------------------
+
+
+_CELL_STYLE = {
+    judge.PASS: (PASS, "green"), judge.FAIL: (FAIL, "bold red"), judge.KINK: (PASS, "green"),
+    judge.CONVENTION: ("convention", "yellow"), judge.NONDIFF: ("not differentiable", "yellow"),
+    judge.UNRELIABLE: ("unreliable", "yellow"), judge.NOJUDGE: ("no reference", "yellow"),
+    judge.NOTRUN: ("could not run", "yellow"), judge.REFERENCE: ("reference", "dim"),
+}
+
+
+def _cell(m: MethodReport, v: str, digits: int) -> Text:
+    if not m.ran or m.cells is None:
         return Text("could not run", style="yellow")
-    assert m.gradient is not None and m.error is not None and m.passed is not None
-    assert m.error_kind is not None
-    t = Text(fmt(m.gradient[v], digits))
-    if m.name == reference:
-        t.append("\nreference", style="dim")
-        return t
-    if m.passed[v] is None:
-        t.append("\nunreliable", style="yellow")
-        return t
-    mark, style = (PASS, "green") if m.passed[v] else (FAIL, "bold red")
-    t.append(f"\n{fmt_error(m.error[v], m.error_kind[v])} ", style="dim")
-    t.append(mark, style=style)
+    assert m.values is not None
+    code = int(m.cells.code[v][0])
+    if code == judge.NOTRUN:
+        return Text("could not run", style="yellow")
+    t = Text(fmt(float(m.values[v][0]), digits))
+    mark, style = _CELL_STYLE[code]
+    if code in (judge.PASS, judge.FAIL, judge.KINK):
+        err = fmt_error(float(m.cells.error[v][0]), ERROR_KINDS[int(m.cells.kind[v][0])])
+        t.append(f"\n{err} ", style="dim")
+        t.append(mark, style=style)
+    else:
+        t.append(f"\n{mark}", style=style)
     return t
 
 
-def _exact_cell(report: Report, v: str, digits: int) -> Text:
-    if v in report.one_sided:  # at a kink the truth is a pair of one-sided derivatives
-        lo, hi = report.one_sided[v]
-        return Text(f"{fmt(lo, digits)} ⁻\n{fmt(hi, digits)} ⁺")
-    assert report.exact is not None
-    return Text(exact_text(report.exact[v], digits))
+def _reference_cell(report: Report, v: str, digits: int) -> Text:
+    if v in report.kinks and report.kinks[v][0][0]:  # at a kink the truth is a pair
+        _, left, right = report.kinks[v]
+        return Text(f"{fmt(float(left[0]), digits)} ⁻\n{fmt(float(right[0]), digits)} ⁺")
+    source = report.reference_source.get(v, np.array([""]))[0]
+    if source == "exact" and 0 in report.exact_text:
+        text = Text(exact_text(report.exact_text[0][v], digits))
+    elif source:
+        text = Text(fmt(float(report.reference_values[v][0]), digits))
+    else:
+        text = Text("none", style="yellow")
+    if source and source != report.reference:
+        text.append(f"\n{source}", style="dim")
+    return text
 
 
-def _tolerance_text(m: MethodReport) -> str:
-    if m.judged_by == "estimate":
-        return f"{m.name} within {ESTIMATE_FACTOR:g}× its own error estimate"
-    return f"{m.name} rtol={m.rtol:g} atol={m.atol:g}"
+def _summary_cell(report: Report, m: MethodReport, v: str) -> Text:
+    if not m.ran or m.cells is None:
+        return Text("could not run", style="yellow")
+    c = m.cells.code[v]
+    fails = int((c == judge.FAIL).sum())
+    good = int(np.isin(c, (judge.PASS, judge.KINK, judge.REFERENCE)).sum())
+    t = Text()
+    if fails:
+        t.append(f"{fails}/{report.size} fail ", style="bold red")
+        t.append(FAIL, style="bold red")
+    else:
+        t.append(f"{good}/{report.size} ", style="")
+        t.append(PASS if good else MAYBE, style="green" if good else "yellow")
+    judged = np.isin(c, (judge.PASS, judge.FAIL))
+    if judged.any():
+        err = m.cells.error[v][judged]
+        worst = float(np.max(np.where(np.isfinite(err), err, np.inf)))
+        t.append(f"\nworst {fmt_error(worst, 'relative')}", style="dim")
+    for code in (judge.UNRELIABLE, judge.NOJUDGE, judge.NOTRUN, judge.CONVENTION, judge.NONDIFF):
+        n = int((c == code).sum())
+        if n:
+            t.append(f"\n{n} {CELL_NAMES[code]}", style="yellow")
+    return t
 
 
-def render_table(report: Report, digits: int = 10) -> RenderableType:
+def _title(report: Report) -> Text:
     title = Text("gradcheck ", style="bold")
     title.append(one_line(report.expression))
+    if report.sample is not None:
+        s = report.sample
+        box = ", ".join(f"{v} in [{lo:g}, {hi:g}]" for v, (lo, hi) in s.domain.items())
+        title.append(f"  {report.size} points (--seed {s.seed}; {box})", style="dim")
+    elif report.size > 1:
+        title.append(f"  {report.size} points", style="dim")
     title.append(f"  reference: {reference_label(report)}", style="dim")
     if report.dtype != "float64":
         title.append(f"  methods in {report.dtype}", style="bold yellow")
-    table = Table(title=title, title_justify="left", show_lines=True)
+    return title
+
+
+def render_table(report: Report, digits: int = 10) -> RenderableType:
+    table = Table(title=_title(report), title_justify="left", show_lines=True)
     table.add_column("∂f/∂", style="bold", no_wrap=True, min_width=4)
-    if report.exact is not None:
-        table.add_column("exact\n(reference)", justify="right", overflow="fold")
+    single = report.size == 1
+    if single:
+        head = "exact\n(reference)" if report.reference == "exact" else f"reference\n({report.reference})"
+        table.add_column(head, justify="right", overflow="fold")
     for m in report.methods:
-        header = m.name + ("\n(reference)" if m.name == report.reference else "")
-        table.add_column(header, justify="right", overflow="fold")
+        table.add_column(m.name, justify="right", overflow="fold")
     for v in report.wrt:
-        exact = [_exact_cell(report, v, digits)] if report.exact is not None else []
-        table.add_row(Text(v), *exact, *(_cell(m, v, report.reference, digits) for m in report.methods))
-    lines: list[RenderableType] = [
-        Text(f"f({point_text(report, digits)}) = {fmt(report.value, digits)}"),
-        table,
-    ]
+        if single:
+            table.add_row(Text(v), _reference_cell(report, v, digits),
+                          *(_cell(m, v, digits) for m in report.methods))
+        else:
+            table.add_row(Text(v), *(_summary_cell(report, m, v) for m in report.methods))
+    lines: list[RenderableType] = []
+    if single:
+        lines.append(Text(f"f({point_text(report, digits)}) = {fmt(float(report.f[0]), digits)}"))
+    lines.append(table)
     for m in report.methods:
-        if m.step is not None and m.ran:
-            steps = ", ".join(f"h_{k}={fmt(h, 3)}" for k, h in m.step.items())
+        if m.steps is not None and m.ran and single:
+            steps = ", ".join(f"h_{k}={fmt(float(h[0]), 3)}" for k, h in m.steps.items())
             lines.append(Text(f"{m.name} steps: {steps}", style="dim"))
     lines.append(Text(
         "error = |value - reference| / |reference|, or absolute (abs) where the reference is 0",
@@ -144,21 +257,50 @@ def render_table(report: Report, digits: int = 10) -> RenderableType:
     tol = "; ".join(_tolerance_text(m) for m in report.methods if m.name != report.reference)
     if tol:
         lines.append(Text(f"tolerances: {tol}", style="dim"))
-    for m in report.methods:
-        for v, why in (m.unreliable or {}).items():
-            lines.append(Text(f"{m.name} is unreliable for {v}: {why}", style="yellow"))
+    if report.reference_note:
+        lines.append(Text(f"reference: {report.reference_note}", style="dim"))
+    for text in _cell_notes(report):
+        lines.append(Text(text, style="yellow"))
     for d in report.diagnostics:
         lines.append(Text(f"note [{d.kind}]: {d.message}", style="yellow"))
     for v, formula in report.formulas.items():
         lines.append(Text(f"\n∂f/∂{v} (symbolic) =", style="bold"))
         lines.append(Text(formula))
-    style = "bold green" if report.ok else "bold red"
+    style = {"pass": "bold green", "fail": "bold red"}.get(report.verdict, "bold yellow")
     lines.append(Text(verdict_text(report), style=style))
     return Group(*lines)
 
 
+def _cell_notes(report: Report) -> list[str]:
+    """Why a cell is unreliable (one line per method and variable)."""
+    out = []
+    for m in report.methods:
+        if m.cells is None:
+            continue
+        for v in report.wrt:
+            k = _worst(m, v, (judge.UNRELIABLE,))
+            if k is not None:
+                n = int((m.cells.code[v] == judge.UNRELIABLE).sum())
+                at = f" at {n} of {report.size} points" if report.size > 1 else ""
+                out.append(f"{m.name} is unreliable for {v}{at}: {m.why(v, k)}")
+    return out
+
+
+def _tolerance_text(m: MethodReport) -> str:
+    if m.judged_by == "estimate":
+        return f"{m.name} within {judge.ESTIMATE_FACTOR:g}× its own error estimate"
+    floor = "rtol×|∇f|" if m.atol_scaled else f"{m.atol:g}"
+    return f"{m.name} rtol={m.rtol:g} atol={floor}"
+
+
+# --------------------------------------------------------------------------------------------
+# JSON
+# --------------------------------------------------------------------------------------------
+
+
 def json_number(x: float) -> float | str:
     """Strict JSON has no NaN or Infinity: non-finite numbers become strings."""
+    x = float(x)
     if math.isnan(x):
         return "nan"
     if math.isinf(x):
@@ -166,56 +308,128 @@ def json_number(x: float) -> float | str:
     return x
 
 
-def _numbers(d: dict[str, float] | None) -> dict[str, float | str] | None:
+def _numbers(d: dict[str, Any] | None) -> dict[str, Any] | None:
     return None if d is None else {k: json_number(v) for k, v in d.items()}
 
 
-def report_dict(report: Report) -> dict[str, Any]:
+def _array(a: np.ndarray) -> list[Any]:
+    return [json_number(x) for x in np.asarray(a, dtype=np.float64)]
+
+
+def _summary(report: Report, m: MethodReport) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if m.cells is None:
+        return out
+    for v in report.wrt:
+        c = m.cells.code[v]
+        entry: dict[str, Any] = {name.replace("-", "_"): int((c == code).sum())
+                                 for code, name in enumerate(CELL_NAMES)}
+        judged = np.isin(c, (judge.PASS, judge.FAIL))
+        k = _worst(m, v, (judge.PASS, judge.FAIL))
+        entry["worst_error"] = json_number(m.cells.error[v][k]) if k is not None else None
+        entry["worst_point"] = ({p: json_number(a[k]) for p, a in report.points.items()}
+                                if k is not None else None)
+        entry["worst_at"] = report.at_text(k) if k is not None else None
+        entry["judged"] = int(judged.sum())
+        reasons = {}
+        for code in (judge.FAIL, judge.UNRELIABLE, judge.NOJUDGE, judge.NOTRUN, judge.CONVENTION,
+                     judge.NONDIFF):
+            hit = np.flatnonzero(c == code)
+            if len(hit):
+                why = m.why(v, int(hit[0]))
+                if why:
+                    reasons[CELL_NAMES[code]] = why
+        if reasons:
+            entry["reasons"] = reasons
+        out[v] = entry
+    return out
+
+
+def _method_status(report: Report, m: MethodReport) -> str:
+    """ok: ran at every cell; partial: could not run at some; not-run: at none."""
+    if not m.ran or m.cells is None:
+        return "not-run"
+    if any(np.any(m.cells.code[v] == judge.NOTRUN) for v in report.wrt):
+        return "partial"
+    return "ok"
+
+
+def report_dict(report: Report, per_point: bool = False) -> dict[str, Any]:
+    single = not report.batched
     methods = []
     for m in report.methods:
+        cells = m.status if m.cells is not None else None
         entry: dict[str, Any] = {
             "name": m.name,
-            "gradient": _numbers(m.gradient),
-            "error": _numbers(m.error),
-            "error_kind": m.error_kind,
-            "passed": m.passed,
+            "kind": m.kind,
+            "gradient": _numbers(m.gradient) if single else None,
+            "error": _numbers(m.error) if single else None,
+            "error_kind": m.error_kind if single else None,
+            "passed": m.passed if single else None,
             "ok": m.ok,
+            "status": _method_status(report, m),
+            "cells": cells if single else None,
+            "summary": _summary(report, m),
             "rtol": m.rtol,
             "atol": m.atol,
+            "atol_scaled": m.atol_scaled,
         }
-        if m.step is not None:
-            entry["step"] = _numbers(m.step)
-        if m.estimate is not None:
-            entry["estimate"] = _numbers(m.estimate)
+        if m.steps is not None:
+            entry["step"] = _numbers(m.step) if single else None
+        if m.estimates is not None and m.ran:
+            entry["estimate"] = _numbers(m.estimate) if single else None
         entry["judged_by"] = m.judged_by
         if m.unreliable:
             entry["unreliable"] = m.unreliable
         if m.note is not None:
             entry["note"] = m.note
+        if per_point and m.values is not None and m.cells is not None:
+            names = np.array(CELL_NAMES, dtype=object)
+            entry["per_point"] = {
+                "gradient": {v: _array(a) for v, a in m.values.items()},
+                "error": {v: _array(a) for v, a in m.cells.error.items()},
+                "status": {v: list(names[c]) for v, c in m.cells.code.items()},
+            }
         methods.append(entry)
     out: dict[str, Any] = {
         "expression": report.expression,
-        "point": _numbers(report.point),
-        "value": json_number(report.value),
+        "point": _numbers(report.point) if single else None,
+        "value": json_number(report.value) if single else None,
         "wrt": report.wrt,
         "reference": report.reference,
+        "reference_note": report.reference_note,
         "exact": report.exact,
         "methods": methods,
         "ok": report.ok,
+        "verdict": report.verdict,
+        "points": report.size,
         "diagnostics": [{"kind": d.kind, "message": d.message} for d in report.diagnostics],
-        "one_sided": {v: {"left": json_number(lo), "right": json_number(hi)}
-                      for v, (lo, hi) in report.one_sided.items()},
+        "one_sided": ({v: {"left": json_number(lo), "right": json_number(hi)}
+                       for v, (lo, hi) in report.one_sided.items()} if single else {}),
         "strict": report.strict,
         "dtype": report.dtype,
         "graph": {"nodes": report.nodes, "depth": report.depth},
     }
+    if single:
+        out["reference_source"] = {v: str(s[0]) or None for v, s in report.reference_source.items()}
+    if report.sample is not None:
+        s = report.sample
+        out["sample"] = {"n": s.n, "seed": s.seed, "domain": {v: list(b) for v, b in s.domain.items()},
+                         "redrawn": s.redrawn, "dropped": s.dropped, "undefined_where": s.undefined_where}
+    if per_point:
+        out["per_point"] = {
+            "points": {v: _array(a) for v, a in report.points.items()},
+            "value": _array(report.f),
+            "reference": {v: _array(a) for v, a in report.reference_values.items()},
+            "reference_source": {v: [str(x) or None for x in a] for v, a in report.reference_source.items()},
+        }
     if report.formulas:
         out["formulas"] = report.formulas
     return out
 
 
-def to_json(report: Report) -> str:
-    return json.dumps(report_dict(report), indent=2, allow_nan=False)
+def to_json(report: Report, per_point: bool = False) -> str:
+    return json.dumps(report_dict(report, per_point), indent=2, allow_nan=False)
 
 
 def error_json(error: GradcheckError) -> str:
@@ -225,8 +439,26 @@ def error_json(error: GradcheckError) -> str:
     return json.dumps({"error": body}, indent=2, allow_nan=False)
 
 
+# --------------------------------------------------------------------------------------------
+# Markdown
+# --------------------------------------------------------------------------------------------
+
+
 def _md_escape(s: str) -> str:
     return s.replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`").replace("*", "\\*")
+
+
+def _md_cell(m: MethodReport, v: str, digits: int) -> str:
+    if not m.ran or m.cells is None or m.values is None:
+        return "could not run"
+    code = int(m.cells.code[v][0])
+    if code == judge.NOTRUN:
+        return "could not run"
+    cell = fmt(float(m.values[v][0]), digits)
+    if code in (judge.PASS, judge.FAIL, judge.KINK):
+        err = fmt_error(float(m.cells.error[v][0]), ERROR_KINDS[int(m.cells.kind[v][0])])
+        return f"{cell} ({err} {FAIL if code == judge.FAIL else PASS})"
+    return f"{cell} ({_CELL_STYLE[code][0] if code != judge.REFERENCE else 'ref'})"
 
 
 def to_markdown(report: Report, digits: int = 10) -> str:
@@ -235,38 +467,31 @@ def to_markdown(report: Report, digits: int = 10) -> str:
         "",
         f"reference: {reference_label(report)}",
         "",
-        f"f({_md_escape(point_text(report, digits))}) = {fmt(report.value, digits)}",
-        "",
     ]
-    exact_col = ["exact (reference)"] if report.exact is not None else []
-    header = ["∂f/∂", *exact_col] + [
-        m.name + (" (reference)" if m.name == report.reference else "") for m in report.methods
-    ]
+    single = report.size == 1
+    if single:
+        lines += [f"f({_md_escape(point_text(report, digits))}) = {fmt(float(report.f[0]), digits)}", ""]
+        head = "exact (reference)" if report.reference == "exact" else f"reference ({report.reference})"
+        header = ["∂f/∂", head] + [m.name for m in report.methods]
+    else:
+        lines += [f"{report.size} points", ""]
+        header = ["∂f/∂"] + [m.name for m in report.methods]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|")
     for v in report.wrt:
         cells = [_md_escape(v)]
-        if report.exact is not None:
-            cells.append(exact_text(report.exact[v], digits))
-        for m in report.methods:
-            if not m.ran:
-                cells.append("could not run")
-                continue
-            assert m.gradient is not None and m.error is not None and m.passed is not None
-            assert m.error_kind is not None
-            cell = fmt(m.gradient[v], digits)
-            if m.name == report.reference:
-                cell += " (ref)"
-            elif m.passed[v] is None:
-                cell += " (unreliable)"
-            else:
-                cell += f" ({fmt_error(m.error[v], m.error_kind[v])} {PASS if m.passed[v] else FAIL})"
-            cells.append(cell)
+        if single:
+            cells.append(_reference_cell(report, v, digits).plain.replace("\n", " "))
+            cells += [_md_cell(m, v, digits) for m in report.methods]
+        else:
+            cells += [_summary_cell(report, m, v).plain.replace("\n", ", ") for m in report.methods]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
+    for text in _cell_notes(report):
+        lines.append(f"- {_md_escape(text)}")
     for d in report.diagnostics:
         lines.append(f"- **{d.kind}**: {_md_escape(d.message)}")
-    if report.diagnostics:
+    if report.diagnostics or _cell_notes(report):
         lines.append("")
-    lines.append(f"**{verdict_text(report)}**")
+    lines.append(f"**{_md_escape(verdict_text(report))}**")
     return "\n".join(lines) + "\n"

@@ -235,7 +235,7 @@ def _evaluate_mp(prep: Prepared, point: list[Any]) -> tuple[list[Any], dict[str,
             out.append(mpmath.mpmathify(fn(*point)))
         except ZeroDivisionError:
             out.append(mpmath.mpf("nan"))
-            why[v] = f"SymPy's derivative {_short(prep, j)} divides by zero here"
+            why[v] = f"SymPy's derivative, {_short(prep, j)}, divides by zero here"
     return out, why
 
 
@@ -276,7 +276,9 @@ def exact_values(prep: Prepared, point: list[float], digits: int) -> tuple[dict[
             out.setdefault(v, "0" if abs(b) < mpmath.mpf(10) ** (-dps_low // 2) else "nan")
     for j, v in enumerate(prep.wrt):
         if out[v] == "nan" and v not in why:
-            why[v] = f"SymPy's derivative {_short(prep, j)} is undefined here"
+            text = _short(prep, j)
+            why[v] = ("SymPy's derivative is nan for this formula" if text == "nan"
+                      else f"SymPy's derivative, {text}, is undefined here")
     return out, {v: w for v, w in why.items() if out[v] == "nan"}
 
 

@@ -24,7 +24,7 @@ from gradcheck_cli.cli import cli
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ["reverse", "forward", "symbolic", "central"]
 COLUMNS = ["exact", *METHODS]  # "exact": the 30-digit reference column, when it is shown
-NO_SYMBOLIC = ["--methods", "reverse,forward,central", "--reference", "forward"]  # fast runs
+NO_SYMBOLIC = ["--methods", "reverse,forward,central", "--reference", "complex"]  # fast runs
 NONFINITE = {"nan", "inf", "-inf"}
 
 
@@ -225,13 +225,14 @@ def test_markdown_table():
 # --------------------------------------------------------------------------------------------
 
 def test_disagreement_exits_1_and_names_the_method():
-    # with zero tolerance, central's truncation error alone is a disagreement with forward
-    args = ["exp(x)*sin(x)", "--at", "x=0.7", "--methods", "central", "--reference", "forward",
+    # with zero tolerance, central's truncation error alone is a disagreement with Richardson
+    # (whose own error estimate, ~1e-13, is far below central's ~1e-10 error)
+    args = ["exp(x)*sin(x)", "--at", "x=0.7", "--methods", "central", "--reference", "richardson",
             "--rtol", "0", "--atol", "0"]
     result = run(*args)
     assert_clean_exit(result, 1)
     verdict = result.stdout.strip().splitlines()[-1]
-    assert "✗" in verdict and "central" in verdict and "forward" in verdict
+    assert "✗" in verdict and "central" in verdict and "richardson" in verdict
     data = strict_json(run(*args, "--format", "json").stdout)
     assert data["ok"] is False
     central = next(m for m in data["methods"] if m["name"] == "central")
@@ -239,7 +240,7 @@ def test_disagreement_exits_1_and_names_the_method():
 
 
 def test_default_tolerance_accepts_central():
-    result = run("exp(x)*sin(x)", "--at", "x=0.7", "--methods", "central", "--reference", "forward")
+    result = run("exp(x)*sin(x)", "--at", "x=0.7", "--methods", "central", "--reference", "complex")
     assert_clean_exit(result, 0)
 
 

@@ -73,8 +73,11 @@ def test_table_title_names_the_reference() -> None:
     result = run("x**2", "--at", "x=3")
     assert result.exit_code == 0
     assert "reference: exact (30 digits)" in result.output.splitlines()[1]
-    fallback = run("x**2", "--at", "x=3", "--reference", "forward")
-    assert "reference: forward" in fallback.output
+    fallback = run("x**2", "--at", "x=3", "--reference", "richardson")
+    assert "reference: richardson" in fallback.output
+    # the reference is never an AD method: they are what is being checked
+    refused = run("x**2", "--at", "x=3", "--reference", "forward")
+    assert refused.exit_code == 2 and "never an AD method" in refused.output
 
 
 # ---------------------------------------------------------------- kinks
