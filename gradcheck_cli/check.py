@@ -173,8 +173,15 @@ def check(expression: str, point: Mapping[str, Any] | None = None, **options: An
         diagnostics.append(Diagnostic(
             "undefined-points",
             f"f was undefined at {sample.dropped} of {sample.n} drawn points even after "
-            f"{sampling.REDRAWS} redraws ({sample.undefined_where}); they were not checked."))
+            f"{sampling.REDRAWS} rounds of redraws ({sample.undefined_where}); they were not checked."))
+    elif sample is not None and sample.redrawn:
+        diagnostics.append(Diagnostic(
+            "redrawn-points",
+            f"{sample.redrawn} draws fell where f is undefined and were redrawn "
+            f"({sample.undefined_where})."))
     methods = [state.reports[n] for n in names]
+    for m in methods:
+        m.batched = batched
     verdict = _verdict(methods, wrt, opts.strict)
     if verdict == "inconclusive":
         diagnostics.append(Diagnostic("inconclusive", _inconclusive_why(methods, wrt)))
@@ -538,7 +545,15 @@ class _Judging:
                                    "the complex step needs an analytic formula)")
         else:
             self.reference_note = "one-sided difference quotients (nothing else was finite)"
-        others = {s: n for s, n in counts.items() if s != self.main_reference}
+        focused = self.k > EXACT_ALL_POINTS and self.main_reference == "symbolic"
+        focus = counts.get("exact", 0) if focused else 0
+        if focus:
+            self.reference_note = (
+                f"SymPy's float64 derivative at every point, and the exact derivative "
+                f"({self.opts.exact_digits} digits) instead at the {focus} cells of the failing and worst "
+                f"points (past {EXACT_ALL_POINTS} points the exact reference runs only there)")
+        others = {s: n for s, n in counts.items()
+                  if s != self.main_reference and not (focus and s == "exact")}
         if others:
             self.diagnostics.append(Diagnostic(
                 "reference-fallback",

@@ -256,7 +256,7 @@ def assemble(
         lo = np.zeros(k)
         unc = np.zeros(k)
         src = np.full(k, "", dtype=object)
-        why = np.full(k, none_why, dtype=np.int32)
+        why = np.full(k, -1, dtype=np.int32)
         if exact is not None and v in exact:
             e_hi, e_lo = exact[v]
             ok = np.isfinite(e_hi)
@@ -280,5 +280,6 @@ def assemble(
                         ESTIMATE_FACTOR * est <= decide_threshold(eps) * np.fmax(np.abs(g), sigma))
                 unc = np.where(usable, ESTIMATE_FACTOR * np.where(np.isfinite(est), est, 0.0), unc)
             hi[usable], src[usable] = g[usable], name
+        why[(src == "") & (why < 0)] = none_why
         refs[v] = Reference(hi, lo, unc, src, why)
     return refs

@@ -127,7 +127,47 @@ def _symbolic(ctx: Context) -> MethodResult:
     return MethodResult(values, bad=bad, why=why)
 
 
+def _chunked(run: Callable[[Context], MethodResult], chunk: int) -> Callable[[Context], MethodResult]:
+    """Run on at most `chunk` points at a time: points are independent, and a finite
+    difference's intermediate arrays grow with points × steps × rounding trials, so this bounds
+    its memory (Richardson keeps 64 steps × ~20 trials per value) whatever the batch size."""
+    def chunked(ctx: Context) -> MethodResult:
+        k = ctx.size
+        if k <= chunk:
+            return run(ctx)
+        parts = [run(ctx.subset(np.arange(a, min(a + chunk, k)))) for a in range(0, k, chunk)]
+        if all(p.values is None for p in parts):
+            return parts[0]
+        out = MethodResult({}, None, {}, {}, {}, {})
+        for v in ctx.wrt:
+            n = [min(chunk, k - a) for a in range(0, k, chunk)]
+            out.values[v] = np.concatenate([  # type: ignore[index]
+                p.values[v] if p.values is not None else np.full(m, np.nan, ctx.dtype)
+                for p, m in zip(parts, n)])
+            out.estimate[v] = np.concatenate([  # type: ignore[index]
+                p.estimate[v] if p.estimate is not None else np.full(m, np.inf) for p, m in zip(parts, n)])
+            out.step[v] = np.concatenate([  # type: ignore[index]
+                p.step[v] if p.step is not None and v in p.step else np.full(m, np.nan)
+                for p, m in zip(parts, n)])
+            out.bad[v] = np.concatenate([
+                p.bad.get(v, np.zeros(m, bool)) if p.values is not None else np.ones(m, bool)
+                for p, m in zip(parts, n)])
+            for p in parts:
+                if v in p.why:
+                    out.why.setdefault(v, p.why[v])
+                elif p.values is None and p.note:
+                    out.why.setdefault(v, p.note)
+        return out
+    return chunked
+
+
 def _finite(
+    fn: Callable[..., finite.FiniteResult], with_step: bool = False, chunk: int = 1 << 16
+) -> Callable[[Context], MethodResult]:
+    return _chunked(_finite_whole(fn, with_step), chunk)
+
+
+def _finite_whole(
     fn: Callable[..., finite.FiniteResult], with_step: bool = False
 ) -> Callable[[Context], MethodResult]:
     def run(ctx: Context) -> MethodResult:
@@ -158,7 +198,7 @@ REGISTRY: dict[str, Method] = {m.name: m for m in (
            _finite(finite.central, with_step=True), default=True, by_estimate=True,
            can_reference=True, doc="central difference, h = cbrt(eps)·max(1, |x|)"),
     Method("richardson", FINITE, {"float64": (1e-9, 1e-11), "float32": (1e-4, 1e-6)},
-           _finite(finite.richardson), by_estimate=True, can_reference=True,
+           _finite(finite.richardson, chunk=1 << 11), by_estimate=True, can_reference=True,
            doc="Richardson extrapolation of central differences"),
     Method("complex", FINITE, {"float64": (1e-9, 1e-12), "float32": (1e-4, 1e-6)},
            _finite(finite.complex_step), by_estimate=True, can_reference=True,

@@ -7,9 +7,10 @@ variable's range, which independent uniform draws do not (they leave gaps and cl
 generator is numpy's PCG64 seeded with `--seed` (or a fresh seed, printed so the run can be
 repeated).
 
-Points where f is undefined (log of a negative number, a division by zero) are redrawn, each
-uniformly within its own stratum, up to `REDRAWS` times; what is still undefined after that is
-dropped, counted, and the report says where f was undefined and which part of the box worked.
+Points where f is undefined (log of a negative number, a division by zero) are redrawn
+uniformly from the whole box (their own stratum may lie wholly where f is undefined), up to
+`REDRAWS` rounds; what is still undefined after that is dropped. Both are counted, and the
+report says where f was undefined.
 """
 
 from __future__ import annotations
@@ -69,6 +70,10 @@ def draw(
         u = (strata[v][index] + rng.random(len(index))) / n
         return np.asarray(lo + (hi - lo) * u, dtype=dtype)
 
+    def anywhere(v: str, count: int) -> np.ndarray:
+        lo, hi = box[v]
+        return np.asarray(lo + (hi - lo) * rng.random(count), dtype=dtype)
+
     everyone = np.arange(n)
     points = {v: within(v, everyone) for v in box}
     points.update({v: np.full(n, x, dtype=dtype) for v, x in fixed.items()})
@@ -86,7 +91,7 @@ def draw(
             break
         redrawn += len(bad)
         for v in box:
-            points[v][bad] = within(v, bad)
+            points[v][bad] = anywhere(v, len(bad))
     good = np.isfinite(np.broadcast_to(evaluate(graph, points, dtype)[graph.output], (n,)))
     dropped = int((~good).sum())
     if not good.any():
