@@ -93,7 +93,7 @@ def run_case(expr: str, point: dict[str, float]) -> list[dict[str, object]]:
     wrt = list(graph.variables)
     arrays = {k: np.asarray(float(v)) for k, v in point.items()}
     stages = dict(symbolic.stages(graph, {k: float(v) for k, v in point.items()}, wrt, False, 30))
-    exact = {v: mpmath.mpf(stages["exact"][v]) for v in wrt}
+    exact = {v: mpmath.mpf(stages["exact"][1][v]) for v in wrt}  # (point, digits, why)
     results: dict[str, tuple[dict[str, np.ndarray] | None, dict[str, np.ndarray] | None]] = {
         "reverse": (reverse.gradient(graph, arrays, wrt), None),
         "forward": (forward.gradient(graph, arrays, wrt), None),

@@ -116,7 +116,7 @@ def verdict_text(report: Report) -> str:
     if report.verdict == "pass":
         text = f"{PASS} all {len(ran)} methods that ran agree with the reference ({report.reference}){where}"
         lenient = _lenient_count(report)
-        return text + (f"; {lenient}" if lenient else "")
+        return text + (f"; accepted: {lenient}" if lenient else "")
     parts = []
     for m in ran:
         if m.cells is None:
@@ -130,8 +130,9 @@ def verdict_text(report: Report) -> str:
 
 
 def _lenient_count(report: Report) -> str:
-    names = {judge.KINK: "at a kink", judge.CONVENTION: "an AD convention at a switching point",
-             judge.NONDIFF: "not differentiable"}
+    names = {judge.KINK: "values between the one-sided derivatives at a kink",
+             judge.CONVENTION: "an AD convention at a switching point",
+             judge.NONDIFF: "any value where f has no derivative"}
     seen = []
     for code, text in names.items():
         if any(m.cells is not None and any((m.cells.code[v] == code).any() for v in report.wrt)

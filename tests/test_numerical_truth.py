@@ -5,6 +5,7 @@ here with mpmath, never copied from the code under test."""
 from __future__ import annotations
 
 import json
+import math
 import xml.etree.ElementTree as ET
 
 import mpmath
@@ -121,16 +122,32 @@ def test_kink_json_carries_a_nondifferentiable_diagnostic() -> None:
     assert any(d["kind"] == "nondifferentiable" for d in data["diagnostics"])
 
 
-def test_a_value_outside_the_one_sided_interval_fails() -> None:
-    # reverse mode at the kink gives 0; judged against an interval [0.5, 1] it must fail:
-    # relu(x) + relu(x)/2 ... no; build the check by hand through compare instead.
-    from gradcheck_cli.compare import judge_interval
+def _one_cell(g: float, ref: float, *, estimate: float | None = None,
+              interval: tuple[float, float] | None = None) -> tuple[str, float]:
+    """Judge one value against one reference with judge.judge_cells: (cell name, error)."""
+    from gradcheck_cli import judge
 
-    assert judge_interval(0.0, 0.0, 1.0, 1e-9, 1e-12)[2]
-    assert judge_interval(1.0, 0.0, 1.0, 1e-9, 1e-12)[2]
-    assert judge_interval(0.5, 1.0, 0.0, 1e-9, 1e-12)[2]
-    error, kind, passed = judge_interval(1.5, 0.0, 1.0, 1e-9, 1e-12)
-    assert (error, kind, passed) == (0.5, "interval", False)
+    one = lambda x: np.array([x], dtype=float)  # noqa: E731
+    ref_ = judge.Reference(one(ref), one(0.0), one(0.0), np.array(["exact"], dtype=object),
+                           np.array([-1], dtype=np.int32))
+    special = judge.Special()
+    if interval is not None:
+        special = judge.Special(interval=(one(interval[0]), one(interval[1])),
+                                corner=np.array([True]))
+    kind = "finite-difference" if estimate is not None else "ad"
+    cells = judge.judge_cells(
+        "m", kind, {"x": one(g)}, {}, {}, {"x": one(estimate)} if estimate is not None else None,
+        None, {"x": ref_}, {"x": special}, one(1.0), 1e-9, None, estimate is not None,
+        float(np.finfo(np.float64).eps), judge.Reasons())
+    return judge.CELL_NAMES[int(cells.code["x"][0])], float(cells.error["x"][0])
+
+
+def test_a_value_outside_the_one_sided_interval_fails() -> None:
+    # at a kink any value between the one-sided derivatives (inclusive) is a valid choice
+    assert _one_cell(0.0, math.nan, interval=(0.0, 1.0))[0] == "kink"
+    assert _one_cell(1.0, math.nan, interval=(0.0, 1.0))[0] == "kink"
+    assert _one_cell(0.5, math.nan, interval=(1.0, 0.0))[0] == "kink"
+    assert _one_cell(1.5, math.nan, interval=(0.0, 1.0)) == ("fail", 0.5)
 
 
 def test_nearest_kink_distance_is_linearised_along_each_variable() -> None:
@@ -278,8 +295,8 @@ def test_regression_sympy_nested_sum_with_pi() -> None:
 def test_regression_no_estimate_is_no_pass() -> None:
     """A finite difference that cannot estimate its error (estimate inf) used to pass any value;
     it is unreliable instead."""
-    from gradcheck_cli.compare import _within_estimate
-
-    assert not _within_estimate(123.0, 1.0, float("inf"), "float64")
-    assert _within_estimate(1.0 + 1e-12, 1.0, 1e-12, "float64")
-    assert not _within_estimate(1.0 + 1e-10, 1.0, 1e-12, "float64")
+    assert _one_cell(123.0, 1.0, estimate=math.inf)[0] == "unreliable"
+    assert _one_cell(1.0 + 1e-12, 1.0, estimate=1e-12)[0] == "pass"
+    assert _one_cell(1.0 + 1e-10, 1.0, estimate=1e-12)[0] == "fail"
+    # an estimate too large to decide is never a pass, even when the value is within it
+    assert _one_cell(1.1, 1.0, estimate=0.5)[0] == "unreliable"
