@@ -183,7 +183,8 @@ def cli(
         if file is not None:
             loaded = checkfile.load(file)
             expression = loaded.expression
-            point = {**loaded.at, **point}  # --at overrides the file's point
+            if sample is None:  # with --sample the file's point is not used: every variable is drawn
+                point = {**loaded.at, **point}  # --at overrides the file's point
             wrt_names = wrt_names if wrt_names is not None else loaded.wrt
         assert expression is not None
         report = check(

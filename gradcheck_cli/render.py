@@ -213,15 +213,20 @@ def _summary_cell(report: Report, m: MethodReport, v: str) -> Text:
     return t
 
 
-def _title(report: Report) -> Text:
-    title = Text("gradcheck ", style="bold")
-    title.append(one_line(report.expression))
+def _points_text(report: Report) -> str:
+    """'200 points (--seed 1; x in [-3, 3])', or '' for one point."""
     if report.sample is not None:
         s = report.sample
         box = ", ".join(f"{v} in [{lo:g}, {hi:g}]" for v, (lo, hi) in s.domain.items())
-        title.append(f"  {report.size} points (--seed {s.seed}; {box})", style="dim")
-    elif report.size > 1:
-        title.append(f"  {report.size} points", style="dim")
+        return f"{report.size} points (--seed {s.seed}; {box})"
+    return f"{report.size} points" if report.size > 1 else ""
+
+
+def _title(report: Report) -> Text:
+    title = Text("gradcheck ", style="bold")
+    title.append(one_line(report.expression))
+    if report.size > 1:
+        title.append(f"  {_points_text(report)}", style="dim")
     title.append(f"  reference: {reference_label(report)}", style="dim")
     if report.dtype != "float64":
         title.append(f"  methods in {report.dtype}", style="bold yellow")
@@ -475,7 +480,7 @@ def to_markdown(report: Report, digits: int = 10) -> str:
         head = "exact (reference)" if report.reference == "exact" else f"reference ({report.reference})"
         header = ["∂f/∂", head] + [m.name for m in report.methods]
     else:
-        lines += [f"{report.size} points", ""]
+        lines += [_md_escape(_points_text(report)), ""]
         header = ["∂f/∂"] + [m.name for m in report.methods]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|")

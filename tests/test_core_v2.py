@@ -360,3 +360,9 @@ def test_json_many_points_summary_and_per_point_arrays() -> None:
     assert rev["summary"]["x"]["worst_at"].startswith("x=")
     assert len(rev["per_point"]["gradient"]["x"]) == 30
     assert len(data["per_point"]["points"]["x"]) == 30
+
+
+def test_a_check_file_with_sample_draws_every_variable() -> None:
+    code, data = as_json("--file", "sample_expressions/sigmoid_neuron.toml", "--sample", "20", "--seed", "2")
+    assert code == 0 and data["points"] == 20
+    assert set(data["sample"]["domain"]) == {"w0", "w1", "w2", "x0", "x1"}
