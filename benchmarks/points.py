@@ -268,7 +268,7 @@ def _snapshot(dest: Path) -> dict[str, Any]:
                                         check=True).stdout.strip()
         status = subprocess.run([*git, "status", "--porcelain", "--", PACKAGE], capture_output=True,
                                 text=True, check=True).stdout
-        info["modified_vs_commit"] = [line[3:] for line in status.splitlines()]
+        info["differs_from_commit"] = status.splitlines()  # git status --porcelain: "XY path"
     except (OSError, subprocess.CalledProcessError) as exc:
         info["git"] = f"unavailable: {exc}"
     return info
