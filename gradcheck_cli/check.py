@@ -30,7 +30,7 @@ from typing import Any
 import mpmath
 import numpy as np
 
-from . import judge, kinks, probe, sampling, symbolic
+from . import judge, kinks, probe, reverse, sampling, symbolic
 from .errors import GradcheckError
 from .explain import describe_trouble, node_texts
 from .graph import Graph, evaluate, first_trouble, natural_key
@@ -92,7 +92,8 @@ def check(expression: str, point: Mapping[str, Any] | None = None, **options: An
         opts = replace(Options(), **options)
     except TypeError as exc:
         raise GradcheckError("usage", str(exc)) from None
-    deadline = started + opts.timeout if opts.timeout else math.inf
+    opts = _validate_options(opts)
+    deadline = started + opts.timeout if opts.timeout is not None else math.inf
     names = _validate_methods(opts)
     graph = parse(expression, opts.limits)
     wrt = _validate_wrt(graph, opts.wrt)
@@ -101,7 +102,10 @@ def check(expression: str, point: Mapping[str, Any] | None = None, **options: An
 
     sample: Sample | None = None
     if opts.sample is not None:
-        _validate_point(graph, point, require_all=False)
+        given, many = _validate_point(graph, point, require_all=False)
+        if many:
+            raise GradcheckError("usage", "with sample=N the points are drawn; give plain numbers "
+                                 "(not arrays) for the variables to keep fixed.")
         seed = opts.seed if opts.seed is not None else sampling.new_seed()
         drawn = sampling.draw(graph, opts.sample, opts.domain or {}, seed,
                               {v: float(x) for v, x in point.items()}, dtype)
@@ -124,17 +128,18 @@ def check(expression: str, point: Mapping[str, Any] | None = None, **options: An
     too_big = len(graph) > SYMBOLIC_MAX_NODES and not asked
     needs_symbolic = bool(wrt) and not too_big and (
         "symbolic" in names or opts.reference in ("auto", "exact", "symbolic"))
-    job = None
-    if needs_symbolic:
-        job = symbolic.Job(opts.symbolic_memory, opts.symbolic_timeout)
-        job.start(graph, points, wrt, formulas=opts.show_formula,
-                  exact_digits=opts.exact_digits if wants_exact else None,
-                  exact_points=None if k <= EXACT_ALL_POINTS else [])
+    # The worker is forked (and imports SymPy) now; the request goes out once the point is
+    # known to be good, so bad input never abandons a request (which would cost a new worker).
+    job = symbolic.Job(opts.symbolic_memory, opts.symbolic_timeout) if needs_symbolic else None
 
     diagnostics: list[Diagnostic] = []
     values = evaluate(graph, arrays, dtype)
     f = np.broadcast_to(values[graph.output], (k,)).astype(np.float64)
     _refuse_undefined(graph, values, f, points, diagnostics)
+    if job is not None:
+        job.start(graph, points, wrt, formulas=opts.show_formula,
+                  exact_digits=opts.exact_digits if wants_exact else None,
+                  exact_points=None if k <= EXACT_ALL_POINTS else [])
 
     ctx = Context(graph, arrays, wrt, dtype, opts.step, values)
     results: dict[str, MethodResult] = {}
@@ -165,8 +170,14 @@ def check(expression: str, point: Mapping[str, Any] | None = None, **options: An
 
     state = _Judging(graph, ctx, points, f, wrt, names, opts, results, kink, sym, job, deadline)
     state.run()
-    if state.needs_more_exact():
-        state.more_exact()
+    for _ in range(4):  # refine where something fails: rounding, exact values, a float reference
+        changed = state.add_rounding()
+        if state.needs_more_exact():
+            state.more_exact()
+            changed = True
+        changed = state.distrust_float_reference() or changed
+        if not changed:
+            break
         state.run()
     diagnostics += state.diagnostics
     if sample is not None and sample.dropped:
@@ -232,23 +243,40 @@ class _Judging:
         self.main_reference = "none"
         self.reference_note = ""
         self.texts: list[str] | None = None
+        self.rounding: dict[str, np.ndarray] = {v: np.zeros(self.k) for v in wrt}
+        self.rounded = np.zeros(self.k, dtype=bool)  # points whose rounding response is known
+        self.distrust: dict[str, np.ndarray] = {}  # cells where SymPy's float64 value is off
+        self.overflow_notes: dict[str, str] = {}
+        self.fetched_exact = False
 
     # ---------------------------------------------------------------- the reference
-    def _exact(self) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict[str, np.ndarray]] | None:
+    def _exact(self) -> tuple[dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+                              dict[str, np.ndarray]] | None:
         if self.sym is None or not self.sym.exact or self.opts.reference not in ("auto", "exact"):
             return None
-        exact: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        exact: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         why: dict[str, np.ndarray] = {}
+        top = float(np.finfo(DTYPES[self.opts.dtype]).max)
         for v in self.wrt:
             hi = np.full(self.k, np.nan)
             lo = np.zeros(self.k)
+            over = np.zeros(self.k, dtype=bool)
             w = np.full(self.k, -1, dtype=np.int32)
             for p, texts in self.sym.exact.items():
                 hi[p], lo[p] = _double_double(texts[v])
+                # a finite derivative beyond the working dtype's range (1/x at 1e-160: -1e320)
+                over[p] = texts[v] not in ("nan", "inf", "-inf") and not abs(hi[p]) <= top
                 note = self.sym.exact_why.get(p, {}).get(v)
                 if note is not None:
                     w[p] = self.reasons.add(note)
-            exact[v], why[v] = (hi, lo), w
+            exact[v], why[v] = (hi, lo, over), w
+            if over.any():
+                p = int(np.flatnonzero(over)[0])
+                self.overflow_notes[v] = (
+                    f"the exact ∂f/∂{v}, {mpmath.nstr(mpmath.mpf(self.sym.exact[p][v]), 4)}, is beyond "
+                    f"{self.opts.dtype}'s range"
+                    + (f" at {int(over.sum())} of {self.k} points" if self.k > 1 else "")
+                    + ": an infinity of its sign is the right answer there")
         return exact, why
 
     def _fallback(self, name: str, need: np.ndarray) -> MethodResult | None:
@@ -296,10 +324,15 @@ class _Judging:
             res = self._fallback(name, need)
             if res is None or res.values is None:
                 continue
-            candidates.append((name, res.values, res.estimate if REGISTRY[name].by_estimate else None,
+            values = res.values
+            if name == "symbolic" and any(d.any() for d in self.distrust.values()):
+                values = {v: np.where(self.distrust.get(v, False), np.nan, g) for v, g in values.items()}
+            candidates.append((name, values, res.estimate if REGISTRY[name].by_estimate else None,
                                res.bad))
-            got = np.logical_and.reduce([np.isfinite(res.values[v]) for v in self.wrt]) \
-                if self.wrt else np.ones(self.k, bool)
+            est = res.estimate if REGISTRY[name].by_estimate else None
+            got = np.logical_and.reduce([judge.usable_reference(
+                np.asarray(values[v], dtype=np.float64), est[v] if est is not None else None,
+                res.bad.get(v), self.eps) for v in self.wrt]) if self.wrt else np.ones(self.k, bool)
             need = need & ~got
         # σ from the best value known per cell: exact, else the first finite candidate
         guess: dict[str, np.ndarray] = {}
@@ -361,6 +394,8 @@ class _Judging:
             todo = ~np.isfinite(ref.hi) | ad_bad.get(v, np.zeros(self.k, bool))
             if sp.corner is not None:
                 todo &= ~sp.corner
+            if ref.overflow is not None:
+                todo &= ~ref.overflow  # the exact value is known, only too large for floats
             index = np.flatnonzero(todo)[:10_000]
             if not len(index):
                 continue
@@ -428,6 +463,7 @@ class _Judging:
 
         n = len(index)
         origin: dict[int, str] = {}  # per point: the first step whose partial is infinite
+        previous: dict[int, np.ndarray] = {}  # node -> its adjoint so far
 
         def infinite_step(i: int, j: int, p: int) -> str:
             node = graph.nodes[i]
@@ -448,6 +484,16 @@ class _Judging:
                 where = (infinite_step(i, j, int(p)) if np.isinf(part[p])
                          else origin.get(int(p), self.texts[i]))
                 found[int(p)] = f"0 · ∞ in {where}: the chain rule breaks down here"
+            # ∞ - ∞: two infinite contributions of opposite signs meet where a value branches
+            after = np.broadcast_to(adjoint, (n,))
+            before = previous.get(a)
+            was = np.broadcast_to(before, (n,)) if before is not None else np.zeros(n)
+            clash = np.isnan(after) & ~np.isnan(con) & ~np.isnan(was) & np.isinf(con) & np.isinf(was)
+            for p in np.flatnonzero(clash):
+                found.setdefault(int(p), f"∞ - ∞ where {self.texts[a]} branches (its adjoint gets "
+                                         "infinite contributions of both signs): the chain rule breaks "
+                                         "down here")
+            previous[a] = np.array(after)
 
         backward(graph, values, self.wrt, observer=observe)
         for v, b in ad_bad.items():
@@ -459,6 +505,7 @@ class _Judging:
     # ---------------------------------------------------------------- judging
     def run(self) -> None:
         self._ad_note: dict[tuple[str, str, int], int] = {}
+        self.diagnostics = []
         self.reasons = Reasons() if not self.reports else self.reasons
         refs = self._references()
         specials = self._specials(refs)
@@ -481,7 +528,8 @@ class _Judging:
             not_run = self.reasons.add(f"could not run: {res.note}") if res.note else -1
             cells = judge.judge_cells(
                 name, method.kind, res.values, res.bad, bad_why, res.estimate, res.step, refs,
-                specials, sigma, rtol, opts.atol, by_estimate, self.eps, self.reasons, not_run)
+                specials, sigma, rtol, opts.atol, by_estimate, self.eps, self.reasons, not_run,
+                self.rounding if method.kind != "finite-difference" else None)
             for (m, v, p), why in self._ad_note.items():
                 if m == name:
                     cells.why[v][p] = why
@@ -492,25 +540,95 @@ class _Judging:
         self._describe_reference(refs)
         self._diagnose(specials)
 
+    def add_rounding(self) -> bool:
+        """Measure the derivative's float rounding response at the points where an AD or
+        symbolic cell fails and it is not known yet; True if there were any."""
+        failing = np.zeros(self.k, dtype=bool)
+        for name, m in self.reports.items():
+            if REGISTRY[name].kind != "finite-difference" and m.cells is not None:
+                for v in self.wrt:
+                    failing |= m.cells.code[v] == judge.FAIL
+        todo = np.flatnonzero(failing & ~self.rounded)
+        if not len(todo):
+            return False
+        sub = {v: p[todo] for v, p in self.ctx.points.items()}
+        response = reverse.rounding_response(self.graph, sub, self.wrt, self.ctx.dtype)
+        for v in self.wrt:
+            self.rounding[v][todo] = response[v]
+        self.rounded[todo] = True
+        return True
+
+    def distrust_float_reference(self) -> bool:
+        """Where SymPy's float64 value is the reference and an AD cell still fails, ask a
+        finite difference: if one is reliable there and disagrees with SymPy's value, it is
+        SymPy's float64 evaluation that is off (an underflow, an overflow, cancellation in its
+        formula), so that cell falls back to the finite difference. True if any did."""
+        if not self.refs:
+            return False
+        changed = False
+        for v in self.wrt:
+            ref = self.refs[v]
+            failing = np.zeros(self.k, dtype=bool)
+            for name, m in self.reports.items():
+                if REGISTRY[name].kind == "ad" and m.cells is not None:
+                    failing |= m.cells.code[v] == judge.FAIL
+            suspect = failing & (ref.source == "symbolic") & ~self.distrust.setdefault(
+                v, np.zeros(self.k, dtype=bool))
+            if not suspect.any():
+                continue
+            for name in ("complex", "richardson"):
+                res = self._fallback(name, suspect)
+                if res is None or res.values is None or res.estimate is None:
+                    continue
+                fd = np.asarray(res.values[v], dtype=np.float64)
+                est = np.asarray(res.estimate[v], dtype=np.float64)
+                with np.errstate(all="ignore"):
+                    reliable = np.isfinite(fd) & np.isfinite(est) & ~np.asarray(res.bad.get(v, False)) & (
+                        judge.ESTIMATE_FACTOR * est <= judge.decide_threshold(self.eps) * np.abs(fd))
+                    off = np.abs(fd - ref.hi) > judge.ESTIMATE_FACTOR * est + 1e-9 * np.abs(fd)
+                hit = suspect & reliable & off
+                if hit.any():
+                    self.distrust[v] |= hit
+                    sym = self.results.get("symbolic")
+                    if sym is not None and sym.values is not None:
+                        tiny = np.abs(sym.values[v]) < np.finfo(np.float64).tiny
+                        under = hit & tiny
+                        if under.any():
+                            sym.bad[v] = np.asarray(sym.bad.get(v, np.zeros(self.k, bool))) | under
+                            sym.why.setdefault(v, "SymPy's float64 evaluation underflows here (an "
+                                               "intermediate of its formula overflows or underflows), "
+                                               "though the derivative is not 0")
+                    changed = True
+                suspect &= ~hit & ~reliable
+                if not suspect.any():
+                    break
+        return changed
+
     def needs_more_exact(self) -> bool:
-        return (self.k > EXACT_ALL_POINTS and self.job is not None and self.sym is not None
+        return (not self.fetched_exact and self.k > EXACT_ALL_POINTS and self.job is not None
+                and self.sym is not None
                 and self.sym.gradient is not None and not self.job.broken
                 and self.opts.reference in ("auto", "exact"))
 
     def more_exact(self) -> None:
-        """Past EXACT_ALL_POINTS: the exact derivative at the failing and the worst points."""
+        """Past EXACT_ALL_POINTS: the exact derivative at the failing and the worst points
+        (the worst first: largest error, nan and inf before everything)."""
         assert self.job is not None
+        self.fetched_exact = True
         chosen: list[int] = []
         for m in self.reports.values():
             if m.cells is None:
                 continue
             for v in self.wrt:
+                err = m.cells.error[v]
+                rank = np.where(np.isfinite(err), err, np.inf)
                 fails = np.flatnonzero(m.cells.code[v] == judge.FAIL)
-                chosen += [int(p) for p in fails[:EXACT_FOCUS]]
-                err = np.where(np.isfinite(m.cells.error[v]), m.cells.error[v], -1.0)
-                if len(err) and err.max() >= 0:
-                    chosen.append(int(np.argmax(err)))
-        chosen = sorted(set(chosen))[: EXACT_FOCUS * 4]
+                worst_fails = fails[np.argsort(-rank[fails], kind="stable")][:EXACT_FOCUS]
+                chosen += [int(p) for p in worst_fails]
+                judged = np.flatnonzero(np.isin(m.cells.code[v], (judge.PASS, judge.FAIL)))
+                if len(judged):
+                    chosen.append(int(judged[np.argmax(rank[judged])]))
+        chosen = list(dict.fromkeys(chosen))[: EXACT_FOCUS * 4]
         if not chosen:
             return
         sub = {v: np.asarray(p, dtype=np.float64)[chosen] for v, p in self.points.items()}
@@ -531,7 +649,7 @@ class _Judging:
         if self.main_reference == "exact":
             self.reference_note = (f"SymPy's derivative evaluated with mpmath to "
                                    f"{self.opts.exact_digits} digits")
-        elif self.opts.reference not in ("auto", "exact"):
+        elif self.opts.reference not in ("auto", "exact") and self.main_reference == self.opts.reference:
             self.reference_note = f"chosen with --reference {self.opts.reference}"
         elif self.main_reference == "symbolic":
             why = (sym.exact_note if sym is not None and sym.exact_note else "not computed at these points")
@@ -541,10 +659,20 @@ class _Judging:
                                    f"({'SymPy was skipped' if skipped else 'SymPy could not evaluate it'})")
         elif self.main_reference == "richardson":
             self.reference_note = ("Richardson extrapolation, judged with its own error estimate "
-                                   f"({'SymPy was skipped' if skipped else 'SymPy could not evaluate it'}; "
-                                   "the complex step needs an analytic formula)")
+                                   f"({'SymPy was skipped' if skipped else 'SymPy could not evaluate it'}, "
+                                   "and the complex step gave no reliable value here)")
         else:
             self.reference_note = "one-sided difference quotients (nothing else was finite)"
+        chosen = self.opts.reference
+        if chosen not in ("auto", self.main_reference):
+            res = self.results.get(chosen) or self.fallbacks.get(chosen)
+            why = (res.note or next(iter(res.why.values()), None)) if res is not None else None
+            if chosen == "exact":
+                why = (sym.exact_note or sym.note) if sym is not None else "SymPy was not run"
+            self.diagnostics.append(Diagnostic(
+                "reference-fallback",
+                f"the reference asked for, {chosen}, could not be used"
+                + (f" ({why})" if why else "") + f"; judged against {self.main_reference} instead."))
         focused = self.k > EXACT_ALL_POINTS and self.main_reference == "symbolic"
         focus = counts.get("exact", 0) if focused else 0
         if focus:
@@ -563,6 +691,8 @@ class _Judging:
 
     def _diagnose(self, specials: dict[str, Special]) -> None:
         k = self.k
+        for text in self.overflow_notes.values():
+            self.diagnostics.append(Diagnostic("overflow", text + "."))
         for v in self.wrt:
             sp = specials[v]
             if sp.corner is not None and sp.corner.any() and sp.interval is not None:
@@ -587,7 +717,7 @@ class _Judging:
                     f"∂f/∂{v} does not exist{at}: {why}"
                     + (", and --strict counts this as a failure" if self.opts.strict else "") + "."))
             ref = self.refs[v]
-            missing = ~np.isfinite(ref.hi)
+            missing = ~np.isfinite(ref.hi) & ~(ref.overflow if ref.overflow is not None else False)
             if sp.nondiff is not None:
                 missing &= ~sp.nondiff
             if sp.corner is not None:
@@ -689,6 +819,41 @@ def _refuse_undefined(graph: Graph, values: Sequence[np.ndarray], f: np.ndarray,
                     f"f is finite here but a step of it is not: {describe_trouble(graph, trouble)}. "
                     "Derivatives through that step may be nan or inf."))
             return
+
+
+def _number(name: str, value: Any, *, positive: bool = False, allow_none: bool = True) -> float | None:
+    if value is None and allow_none:
+        return None
+    try:
+        x = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise GradcheckError("usage", f"{name} must be a number, not {str(value)[:40]!r}.") from None
+    if isinstance(value, bool) or not math.isfinite(x) or x < 0 or (positive and x == 0):
+        what = "a finite number above 0" if positive else "a finite number, 0 or more"
+        raise GradcheckError("usage", f"{name} must be {what}, not {value!r}.")
+    return x
+
+
+def _validate_options(opts: Options) -> Options:
+    """The API's options, checked as strictly as the CLI's flags (bad ones are usage errors)."""
+    methods = opts.methods
+    if isinstance(methods, str):
+        methods = [m.strip() for m in methods.split(",") if m.strip()]
+    if not isinstance(opts.limits, Limits):
+        raise GradcheckError("usage", "limits must be a gradcheck Limits object.")
+    digits = opts.exact_digits
+    if isinstance(digits, bool) or not isinstance(digits, int) or not 1 <= digits <= 1000:
+        raise GradcheckError("usage", f"exact_digits must be a whole number from 1 to 1000, not {digits!r}.")
+    return replace(
+        opts,
+        methods=methods,
+        rtol=_number("rtol", opts.rtol),
+        atol=_number("atol", opts.atol),
+        step=_number("the step", opts.step, positive=True),
+        timeout=_number("timeout", opts.timeout, positive=True),
+        symbolic_timeout=_number("symbolic_timeout", opts.symbolic_timeout, positive=True,
+                                 allow_none=False),
+    )
 
 
 def _validate_methods(opts: Options) -> list[str]:

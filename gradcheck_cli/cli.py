@@ -178,6 +178,9 @@ def cli(
         wrt_names = _names(wrt)
         if expression is not None and expression.startswith("--"):
             raise GradcheckError("usage", f"no such option: {_shown(expression.split('=')[0])}.")
+        if per_point and fmt != "json":
+            raise GradcheckError("usage", "--per-point adds arrays to the JSON report: use it with "
+                                 "--format json.")
         if (expression is None) == (file is None):
             raise GradcheckError("usage", "give either an EXPRESSION or --file PATH (exactly one).")
         if file is not None:

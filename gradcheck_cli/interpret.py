@@ -92,11 +92,13 @@ def backward(
     *,
     output: int | None = None,
     observer: Observer | None = None,
+    perturb: Callable[[int, int, np.ndarray], np.ndarray] | None = None,
 ) -> list[np.ndarray | None]:
     """Adjoint d(output)/du of every node (None where it is structurally zero), by the reversed
     walk: each node's adjoint times each local partial from `rules.RULES` is added into its
     argument's adjoint (gradients add where a value branches). Only edges that lead back to a
-    variable of `wrt` are crossed."""
+    variable of `wrt` are crossed. `perturb(i, j, partial)`, if given, replaces each local
+    partial (the rounding model moves every partial by a chosen amount)."""
     out = graph.output if output is None else output
     needs = graph.depends_on(wrt)
     adjoint: list[np.ndarray | None] = [None] * len(graph.nodes)
@@ -113,6 +115,8 @@ def backward(
                 if not needs[a]:
                     continue
                 partial = rule.partial(j, values[i], args)
+                if perturb is not None:
+                    partial = perturb(i, j, partial)
                 contribution = upstream * partial
                 adjoint[a] = contribution if adjoint[a] is None else adjoint[a] + contribution
                 if observer is not None:

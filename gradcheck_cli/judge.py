@@ -75,6 +75,7 @@ class Reference:
     uncertainty: np.ndarray  # (K,) absolute: 4× a finite difference's estimate, else 0
     source: np.ndarray  # (K,) object: "exact", "symbolic", "complex", ..., "" for none
     why: np.ndarray  # (K,) int: reason index where there is none (or a fallback note)
+    overflow: np.ndarray | None = None  # (K,) bool: the exact value is beyond the working dtype
 
 
 @dataclass
@@ -100,24 +101,30 @@ class Special:
     straddle_why: np.ndarray | None = None  # (K,) int
 
 
-def scale(guess: Mapping[str, np.ndarray], f: np.ndarray, points: Mapping[str, np.ndarray]) -> np.ndarray:
-    """σ per point, the size the absolute floor and the finite differences' reliability scale
-    with: the largest finite |∂f/∂v| there (from `guess`, the best value known per variable);
-    where the whole gradient is 0, |f| / max(1, max |x|); where that is 0 too, the largest σ
-    of the batch; and with nothing anywhere, 1 (natural units)."""
+def scale(guess: Mapping[str, np.ndarray], f: np.ndarray, points: Mapping[str, np.ndarray]
+          ) -> dict[str, np.ndarray]:
+    """σ per variable and point, the size the absolute floor and the finite differences'
+    reliability scale with: |∂f/∂v| there (from `guess`, the best value known), so a relative
+    error is meaningful at any magnitude, however small the partial next to the others; where it
+    is 0 (or unknown), the largest |∂f/∂w| over the variables there; where the whole gradient is
+    0, |f| / max(1, max |x|); where that is 0 too, the largest of the batch; with nothing
+    anywhere, 1 (natural units)."""
     k = len(f)
-    sigma = np.zeros(k)
+    sizes = {}
+    norm = np.zeros(k)
     with np.errstate(all="ignore"):
-        for g in guess.values():
+        for v, g in guess.items():
             a = np.abs(np.asarray(g, dtype=np.float64))
-            sigma = np.fmax(sigma, np.where(np.isfinite(a), a, 0.0))
+            sizes[v] = np.where(np.isfinite(a), a, 0.0)
+            norm = np.fmax(norm, sizes[v])
         xs = np.zeros(k)
         for p in points.values():
             xs = np.fmax(xs, np.abs(np.asarray(p, dtype=np.float64)))
         fallback = np.abs(np.asarray(f, dtype=np.float64)) / np.maximum(1.0, xs)
-    sigma = np.where(sigma > 0, sigma, np.where(np.isfinite(fallback), fallback, 0.0))
-    batch = float(sigma.max()) if k else 0.0
-    return np.where(sigma > 0, sigma, batch if batch > 0 else 1.0)
+    norm = np.where(norm > 0, norm, np.where(np.isfinite(fallback), fallback, 0.0))
+    batch = float(norm.max()) if k else 0.0
+    norm = np.where(norm > 0, norm, batch if batch > 0 else 1.0)
+    return {v: np.where(sz > 0, sz, norm) for v, sz in sizes.items()}
 
 
 def judge_cells(
@@ -130,21 +137,25 @@ def judge_cells(
     step: Mapping[str, np.ndarray] | None,
     refs: Mapping[str, Reference],
     special: Mapping[str, Special],
-    sigma: np.ndarray,
+    sigmas: Mapping[str, np.ndarray],
     rtol: float,
     atol: float | None,
     by_estimate: bool,  # judged by its own estimate (a finite difference, no --rtol/--atol given)
     eps: float,
     reasons: Reasons,
     not_run_why: int = -1,
+    rounding: Mapping[str, np.ndarray] | None = None,
 ) -> Cells:
-    """Every cell of one method (see the module docstring for the codes)."""
+    """Every cell of one method (see the module docstring for the codes). `rounding[v]` is the
+    derivative's float rounding response where it was measured (`reverse.rounding_response`):
+    an AD or symbolic value within 4× of it from the reference passes."""
     code: dict[str, np.ndarray] = {}
     error: dict[str, np.ndarray] = {}
     ekind: dict[str, np.ndarray] = {}
     why: dict[str, np.ndarray] = {}
-    k = len(sigma)
+    k = len(next(iter(sigmas.values()))) if sigmas else 0
     for v, ref in refs.items():
+        sigma = sigmas[v]
         c = np.full(k, NOTRUN, dtype=np.uint8)
         e = np.full(k, np.nan)
         ek = np.zeros(k, dtype=np.uint8)
@@ -156,10 +167,13 @@ def judge_cells(
         g = np.asarray(values[v], dtype=np.float64)
         ran = ~np.asarray(bad.get(v, np.zeros(k, dtype=bool)))
         w[~ran] = bad_why.get(v, -1)
-        has_ref = np.isfinite(ref.hi)
+        over = ref.overflow if ref.overflow is not None else np.zeros(k, dtype=bool)
+        has_ref = np.isfinite(ref.hi) | over
         with np.errstate(all="ignore"):
             diff = np.abs((g - ref.hi) - ref.lo)
             diff = np.where(np.isnan(diff) & (g == ref.hi), 0.0, diff)  # same infinity
+            # a true derivative beyond the dtype's range: its infinity of the right sign is right
+            diff = np.where(over & np.isinf(g) & (np.sign(g) == np.sign(ref.hi)), 0.0, diff)
             absolute = ref.hi == 0
             e[:] = np.where(absolute, diff, diff / np.abs(ref.hi))
             ek[:] = np.where(absolute, ABSOLUTE, RELATIVE)
@@ -173,10 +187,19 @@ def judge_cells(
             else:
                 floor = atol if atol is not None else abs(rtol) * sigma
                 allowed = abs(rtol) * r_abs + floor
+                plain = diff <= allowed + ref.uncertainty
+                if rounding is not None and v in rounding:
+                    allowed = allowed + ESTIMATE_FACTOR * rounding[v]
                 too_wide = np.zeros(k, dtype=bool)
             passed = diff <= allowed + ref.uncertainty
         judged = ran & has_ref
         c[judged] = np.where(passed[judged], PASS, FAIL)
+        if not (by_estimate and estimate is not None) and rounding is not None and v in rounding:
+            by_rounding = judged & passed & ~plain
+            if by_rounding.any():
+                w[by_rounding] = reasons.add(
+                    "within the float rounding of this formula: a correct derivative code moves by "
+                    "this much when its steps round differently (the formula is ill-conditioned here)")
         c[ran & ~has_ref] = NOJUDGE
         w[ran & ~has_ref] = ref.why[ran & ~has_ref]
         # the method is the reference here
@@ -234,16 +257,30 @@ def judge_cells(
     return Cells(code, error, ekind, why)
 
 
+def usable_reference(g: np.ndarray, estimate: np.ndarray | None, bad: np.ndarray | None, eps: float,
+                     sigma: np.ndarray | None = None) -> np.ndarray:
+    """Where a method's values can serve as the reference: finite, computed, and (a finite
+    difference) with an estimate small enough to decide: 4·estimate ≤ DECIDE·max(|g|, σ)."""
+    ok = np.isfinite(g)
+    if bad is not None:
+        ok &= ~np.asarray(bad)
+    if estimate is not None:
+        size = np.abs(g) if sigma is None else np.fmax(np.abs(g), sigma)
+        with np.errstate(all="ignore"):
+            ok &= np.isfinite(estimate) & (ESTIMATE_FACTOR * estimate <= decide_threshold(eps) * size)
+    return ok
+
+
 def assemble(
     wrt: Sequence[str],
     k: int,
-    exact: Mapping[str, tuple[np.ndarray, np.ndarray]] | None,
+    exact: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]] | None,
     exact_why: Mapping[str, np.ndarray] | None,
     candidates: Sequence[tuple[str, Mapping[str, np.ndarray] | None, Mapping[str, np.ndarray] | None,
                                Mapping[str, np.ndarray] | None]],
     eps: float,
     reasons: Reasons,
-    sigma: np.ndarray,
+    sigmas: Mapping[str, np.ndarray],
 ) -> dict[str, Reference]:
     """The reference per variable and point: the exact value where finite, else the first
     candidate (name, values, estimate, bad) that is finite and, with an estimate, reliable
@@ -257,9 +294,10 @@ def assemble(
         unc = np.zeros(k)
         src = np.full(k, "", dtype=object)
         why = np.full(k, -1, dtype=np.int32)
+        over = np.zeros(k, dtype=bool)
         if exact is not None and v in exact:
-            e_hi, e_lo = exact[v]
-            ok = np.isfinite(e_hi)
+            e_hi, e_lo, over = exact[v]
+            ok = np.isfinite(e_hi) | over
             hi[ok], lo[ok], src[ok] = e_hi[ok], e_lo[ok], "exact"
             if exact_why is not None and v in exact_why:
                 why[:] = np.where(exact_why[v] >= 0, exact_why[v], why)
@@ -270,16 +308,11 @@ def assemble(
             if not todo.any():
                 break
             g = np.asarray(values[v], dtype=np.float64)
-            usable = todo & np.isfinite(g)
-            if bad is not None and v in bad:
-                usable &= ~np.asarray(bad[v])
-            if estimate is not None:
-                est = np.asarray(estimate[v], dtype=np.float64)
-                with np.errstate(all="ignore"):
-                    usable &= np.isfinite(est) & (
-                        ESTIMATE_FACTOR * est <= decide_threshold(eps) * np.fmax(np.abs(g), sigma))
+            est = np.asarray(estimate[v], dtype=np.float64) if estimate is not None else None
+            usable = todo & usable_reference(g, est, bad.get(v) if bad is not None else None, eps, sigmas[v])
+            if est is not None:
                 unc = np.where(usable, ESTIMATE_FACTOR * np.where(np.isfinite(est), est, 0.0), unc)
             hi[usable], src[usable] = g[usable], name
         why[(src == "") & (why < 0)] = none_why
-        refs[v] = Reference(hi, lo, unc, src, why)
+        refs[v] = Reference(hi, lo, unc, src, why, over)
     return refs

@@ -60,8 +60,10 @@ def report_xml(report: Report) -> str:
                 continue
             c = m.cells.code[v]
             if (c == judge.FAIL).any():
+                tolerance = ("within 4× its own error estimate" if m.judged_by == "estimate"
+                             else f"rtol={m.rtol:g}")
                 ET.SubElement(case, "failure", message=failure_text(report, m, v, 17)
-                              + f" (rtol={m.rtol:g})")
+                              + f" (tolerance: {tolerance})")
             elif not np.isin(c, judge.JUDGED).any():
                 codes = [int(x) for x in np.unique(c)]
                 k = int(np.flatnonzero(c == codes[0])[0])

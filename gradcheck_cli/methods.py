@@ -116,6 +116,8 @@ def _symbolic(ctx: Context) -> MethodResult:
             text = sym.exact.get(int(p), {}).get(v)
             if text is None or (np.isinf(g[p]) and text in ("nan", "inf", "-inf")):
                 continue  # an infinite value where the derivative is not finite either: a value
+            if np.isinf(g[p]) and not abs(float(text)) <= np.finfo(np.float64).max:
+                continue  # a derivative beyond float64's range: its infinity is the float answer
             mask[p] = True
             if v not in why:
                 why[v] = sym.exact_why.get(int(p), {}).get(v) or (

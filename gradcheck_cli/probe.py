@@ -21,8 +21,10 @@ classifies the cell:
 A side "settles" when two consecutive extrapolated quotients, (10 q(h/10) - q(h)) / 9 (which
 removes the O(h) error of a one-sided quotient), differ by at most 1e-4 relative or not at all
 (the remaining error falls 100× per decade, until rounding, which grows as eps·|f|/h, takes
-over; 1e-4 is far above both at the best step). The estimate of a settled side is that
-difference.
+over; 1e-4 is far above both at the best step), or differ by at most 1e-8 of the quotients'
+own size over the steps (a limit of 0 reached through rounding noise), or when the quotients
+shrink steadily to 1e-3 of that size (a limit of 0 approached as √h, x·sqrt(x) at 0). The
+estimate of a settled side is that difference (or the last quotient).
 """
 
 from __future__ import annotations
@@ -66,7 +68,15 @@ def _side(q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray
         pick = np.arange(q.shape[1])
         value = e[1:][best, pick]
         estimate = diff[best, pick]
-        settled = defined & ~infinite & ((rel[best, pick] <= SETTLED) | (diff[best, pick] == 0))
+        # absolutely, too: a limit of 0 approached with rounding noise (sqrt(x**4) at 0) or as
+        # √h (x*sqrt(x) at 0), small against the quotients' own size over the steps
+        size = np.max(np.where(np.isfinite(a), a, 0.0), axis=0)
+        last = np.abs(q[-1])
+        vanishing = defined & (last <= 1e-3 * size) & np.all(np.diff(a[-4:], axis=0) <= 0, axis=0)
+        value = np.where(vanishing & ~(rel[best, pick] <= SETTLED), 0.0, value)
+        estimate = np.where(vanishing & ~(rel[best, pick] <= SETTLED), last, estimate)
+        settled = defined & ~infinite & ((rel[best, pick] <= SETTLED) | (diff[best, pick] == 0)
+                                         | (diff[best, pick] <= 1e-8 * size) | vanishing)
     return defined, infinite, np.where(settled, value, np.nan), np.where(settled, estimate, np.inf)
 
 

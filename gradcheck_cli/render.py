@@ -86,7 +86,8 @@ def _worst(m: MethodReport, v: str, codes: tuple[int, ...]) -> int | None:
     return int(np.argmax(err))
 
 
-def failure_text(report: Report, m: MethodReport, v: str, digits: int = 6) -> str:
+def _failure_parts(report: Report, m: MethodReport, v: str, digits: int = 6) -> tuple[str, str | None]:
+    """(what failed and by how much, why) for the worst failing cell of m on v."""
     assert m.cells is not None and m.values is not None
     k = _worst(m, v, (judge.FAIL,))
     assert k is not None
@@ -94,14 +95,18 @@ def failure_text(report: Report, m: MethodReport, v: str, digits: int = 6) -> st
     ref = float(report.reference_values[v][k]) if v in report.reference_values else math.nan
     kind = ERROR_KINDS[int(m.cells.kind[v][k])]
     against = "the interval of one-sided derivatives" if kind == "interval" else fmt(ref, digits)
-    text = (f"{m.name} on {v}: {fmt(float(m.values[v][k]), digits)} against {against} "
+    text = (f"{fmt(float(m.values[v][k]), digits)} against {against} "
             f"(error {fmt_error(float(m.cells.error[v][k]), kind)})")
     if report.size > 1:
         text += f" at {n} of {report.size} points; worst at --at {report.at_text(k)}"
-    why = m.why(v, k)
-    if why:
-        text += f" ({why})"
-    return text
+    elif report.points:
+        text += f" at --at {report.at_text(k)}"
+    return text, m.why(v, k)
+
+
+def failure_text(report: Report, m: MethodReport, v: str, digits: int = 6) -> str:
+    text, why = _failure_parts(report, m, v, digits)
+    return f"{m.name} on {v}: {text}" + (f" ({why})" if why else "")
 
 
 def verdict_text(report: Report) -> str:
@@ -114,19 +119,66 @@ def verdict_text(report: Report) -> str:
             return f"{MAYBE} inconclusive: no method could run, nothing was checked"
         return f"{MAYBE} inconclusive: no value could be judged, nothing was checked"
     if report.verdict == "pass":
-        text = f"{PASS} all {len(ran)} methods that ran agree with the reference ({report.reference}){where}"
+        agree = [m for m in ran if m.cells is not None and any(
+            np.isin(m.cells.code[v], (judge.PASS, judge.KINK)).any() for v in report.wrt)]
+        others = [m for m in ran if m not in agree and m.name != report.reference]
         lenient = _lenient_count(report)
+        if not agree:
+            return (f"{PASS} no disagreement{where}: " + (_strict_text(report) or "nothing was contradicted")
+                    + (" (--strict fails this)" if lenient else ""))
+        if not others:
+            text = f"all {len(ran)} methods that ran agree"
+        else:
+            text = f"{len(agree)} of {len(ran)} methods agree"
+        text = f"{PASS} {text} with the reference ({report.reference}){where}"
+        if others:
+            text += "; " + ", ".join(f"{m.name} {_what_else(m, report)}" for m in others)
         return text + (f"; accepted: {lenient}" if lenient else "")
-    parts = []
+    groups: dict[tuple[str, str, str | None], list[str]] = {}  # the same failure, several methods
     for m in ran:
         if m.cells is None:
             continue
         for v in report.wrt:
             if (m.cells.code[v] == judge.FAIL).any():
-                parts.append(failure_text(report, m, v))
+                text, why = _failure_parts(report, m, v)
+                groups.setdefault((v, text, why), []).append(m.name)
+    parts = [f"{', '.join(names)} on {v}: {text}" + (f" ({why})" if why else "")
+             for (v, text, why), names in groups.items()]
     if not parts and report.strict:
-        return f"{FAIL} not differentiable{where} (--strict): " + (_lenient_count(report) or "")
+        return f"{FAIL} --strict: " + _strict_text(report)
     return f"{FAIL} disagreement with the reference ({report.reference}): " + "; ".join(parts)
+
+
+def _strict_text(report: Report) -> str:
+    """What --strict failed on, cell kind by cell kind, with the first reason of each."""
+    names = {judge.KINK: "f is not differentiable here (a kink)",
+             judge.CONVENTION: "an AD convention at a switching point (f itself is differentiable)",
+             judge.NONDIFF: "f has no derivative here"}
+    out = []
+    for code, text in names.items():
+        for m in report.methods:
+            if m.cells is None:
+                continue
+            hit = [(v, np.flatnonzero(m.cells.code[v] == code)) for v in report.wrt]
+            hit = [(v, h) for v, h in hit if len(h)]
+            if hit:
+                v, h = hit[0]
+                why = m.why(v, int(h[0]))
+                out.append(f"{text} in {v}" + (f": {why}" if why and code != judge.KINK else ""))
+                break
+    return "; ".join(out)
+
+
+def _what_else(m: MethodReport, report: Report) -> str:
+    """What a method that judged nothing was instead: its most common cell verdict."""
+    assert m.cells is not None
+    codes = np.concatenate([m.cells.code[v] for v in report.wrt]) if report.wrt else np.zeros(0, int)
+    if not len(codes):
+        return "judged nothing"
+    common = int(np.bincount(codes).argmax())
+    return {judge.UNRELIABLE: "was unreliable", judge.NOTRUN: "could not run",
+            judge.NOJUDGE: "had no reference", judge.REFERENCE: "was the reference"}.get(
+        common, CELL_NAMES[common])
 
 
 def _lenient_count(report: Report) -> str:
@@ -167,6 +219,8 @@ def _cell(m: MethodReport, v: str, digits: int) -> Text:
         err = fmt_error(float(m.cells.error[v][0]), ERROR_KINDS[int(m.cells.kind[v][0])])
         t.append(f"\n{err} ", style="dim")
         t.append(mark, style=style)
+        if code == judge.PASS and m.cells.why[v][0] >= 0:  # passed within the float rounding
+            t.append(" ≈", style="yellow")
     else:
         t.append(f"\n{mark}", style=style)
     return t
@@ -193,7 +247,7 @@ def _summary_cell(report: Report, m: MethodReport, v: str) -> Text:
         return Text("could not run", style="yellow")
     c = m.cells.code[v]
     fails = int((c == judge.FAIL).sum())
-    good = int(np.isin(c, (judge.PASS, judge.KINK, judge.REFERENCE)).sum())
+    good = int(np.isin(c, (judge.PASS, judge.KINK)).sum())
     t = Text()
     if fails:
         t.append(f"{fails}/{report.size} fail ", style="bold red")
@@ -201,12 +255,12 @@ def _summary_cell(report: Report, m: MethodReport, v: str) -> Text:
     else:
         t.append(f"{good}/{report.size} ", style="")
         t.append(PASS if good else MAYBE, style="green" if good else "yellow")
-    judged = np.isin(c, (judge.PASS, judge.FAIL))
-    if judged.any():
-        err = m.cells.error[v][judged]
-        worst = float(np.max(np.where(np.isfinite(err), err, np.inf)))
-        t.append(f"\nworst {fmt_error(worst, 'relative')}", style="dim")
-    for code in (judge.UNRELIABLE, judge.NOJUDGE, judge.NOTRUN, judge.CONVENTION, judge.NONDIFF):
+    k = _worst(m, v, (judge.PASS, judge.FAIL))
+    if k is not None:
+        kind = ERROR_KINDS[int(m.cells.kind[v][k])]
+        t.append(f"\nworst {fmt_error(float(m.cells.error[v][k]), kind)}", style="dim")
+    for code in (judge.UNRELIABLE, judge.NOJUDGE, judge.NOTRUN, judge.CONVENTION, judge.NONDIFF,
+                 judge.REFERENCE):
         n = int((c == code).sum())
         if n:
             t.append(f"\n{n} {CELL_NAMES[code]}", style="yellow")
@@ -218,8 +272,9 @@ def _points_text(report: Report) -> str:
     if report.sample is not None:
         s = report.sample
         box = ", ".join(f"{v} in [{lo:g}, {hi:g}]" for v, (lo, hi) in s.domain.items())
-        return f"{report.size} points (--seed {s.seed}; {box})"
-    return f"{report.size} points" if report.size > 1 else ""
+        count = f"{report.size} point" + ("s" if report.size != 1 else "")
+        return f"{count} (--seed {s.seed}; {box})"
+    return f"{report.size} points" if report.size > 1 else ""  # (K = 1 is not "1 points")
 
 
 def _title(report: Report) -> Text:
@@ -278,12 +333,17 @@ def render_table(report: Report, digits: int = 10) -> RenderableType:
 
 
 def _cell_notes(report: Report) -> list[str]:
-    """Why a cell is unreliable (one line per method and variable)."""
+    """Why a cell is unreliable, or passed only within the float rounding (one line per method
+    and variable)."""
     out = []
     for m in report.methods:
         if m.cells is None:
             continue
         for v in report.wrt:
+            rounded = np.flatnonzero((m.cells.code[v] == judge.PASS) & (m.cells.why[v] >= 0))
+            if len(rounded):
+                at = f" at {len(rounded)} of {report.size} points" if report.size > 1 else ""
+                out.append(f"≈ {m.name} on {v}{at}: {m.why(v, int(rounded[0]))}")
             k = _worst(m, v, (judge.UNRELIABLE,))
             if k is not None:
                 n = int((m.cells.code[v] == judge.UNRELIABLE).sum())
@@ -338,9 +398,9 @@ def _summary(report: Report, m: MethodReport) -> dict[str, Any]:
         entry["worst_at"] = report.at_text(k) if k is not None else None
         entry["judged"] = int(judged.sum())
         reasons = {}
-        for code in (judge.FAIL, judge.UNRELIABLE, judge.NOJUDGE, judge.NOTRUN, judge.CONVENTION,
-                     judge.NONDIFF):
-            hit = np.flatnonzero(c == code)
+        for code in (judge.PASS, judge.FAIL, judge.UNRELIABLE, judge.NOJUDGE, judge.NOTRUN,
+                     judge.CONVENTION, judge.NONDIFF):
+            hit = np.flatnonzero((c == code) & (m.cells.why[v] >= 0))
             if len(hit):
                 why = m.why(v, int(hit[0]))
                 if why:

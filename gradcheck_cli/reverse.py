@@ -9,7 +9,7 @@ sweep gives the partial with respect to every input. Both walks are `interpret.p
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -41,3 +41,56 @@ def gradient(
 ) -> dict[str, np.ndarray]:
     """∂f/∂v for every v in `wrt`, by one forward and one backward sweep."""
     return gradient_from_values(graph, evaluate(graph, point, dtype), wrt)
+
+
+def rounding_response(
+    graph: Graph, point: Mapping[str, np.ndarray], wrt: Sequence[str], dtype: type = np.float64
+) -> dict[str, np.ndarray]:
+    """How far the gradient moves when every rounded value of the forward walk and every local
+    partial of the backward sweep is off by eps relative: the largest over sign patterns (as for
+    the finite differences' estimates, `finite._rounding_response`), per variable, over the
+    batch. It models the float rounding a correct derivative code cannot avoid: near a zero of
+    f′ (sin(u) with u rounded) or where the formula cancels (1e-3·(cosh(y) - sinh(y)) at y = 20)
+    an exact derivative and a correct float one differ by this much, and no more."""
+    from .finite import PERTURBATION, _sign_patterns
+    from .interpret import Shifted, walk
+
+    shape = np.broadcast_shapes(*(np.shape(p) for p in point.values())) if point else ()
+    edges: dict[tuple[int, int], int] = {}
+    for i, node in enumerate(graph.nodes):
+        for j in range(len(node.args)):
+            edges[(i, j)] = len(edges)
+    n = len(graph.nodes)
+    signs = _sign_patterns(n + len(edges))
+    lead = (-1,) + (1,) * len(shape)
+    size = PERTURBATION * float(np.finfo(dtype).eps)
+    interp = Shifted(point, "", np.zeros(shape), dtype, signs=(signs[:, :n], signs[:, :n]),
+                     size=PERTURBATION)
+    moved_values = walk(graph, interp)
+
+    def perturb(i: int, j: int, partial: np.ndarray) -> np.ndarray:
+        return partial * (1 + size * signs[:, n + edges[(i, j)]].reshape(lead))
+
+    moved = gradient_from_values_perturbed(graph, moved_values, wrt, perturb)
+    nominal = gradient(graph, point, wrt, dtype)
+    out = {}
+    with np.errstate(all="ignore"):
+        for v in wrt:
+            g = np.asarray(nominal[v], dtype=np.float64)
+            m = np.asarray(moved[v], dtype=np.float64)
+            dev = np.abs(m - g).max(axis=0) if m.ndim > g.ndim else np.abs(m - g)
+            out[v] = np.broadcast_to(np.where(np.isfinite(dev), dev, np.inf) / PERTURBATION, shape).copy()
+    return out
+
+
+def gradient_from_values_perturbed(
+    graph: Graph, values: Sequence[np.ndarray], wrt: Sequence[str],
+    perturb: Callable[[int, int, np.ndarray], np.ndarray],
+) -> dict[str, np.ndarray]:
+    adjoint = backward(graph, values, wrt, perturb=perturb)
+    grads = {}
+    for name in wrt:
+        idx = graph.var_nodes.get(name)
+        adj = adjoint[idx] if idx is not None else None
+        grads[name] = np.asarray(adj) if adj is not None else np.zeros(())
+    return grads

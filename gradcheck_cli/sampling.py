@@ -15,6 +15,7 @@ report says where f was undefined.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -52,16 +53,30 @@ def draw(
     dtype: type = np.float64,
 ) -> Drawn:
     """N points for the variables of `graph` not in `fixed` (those keep their given value)."""
-    if n < 1 or n > MAX_SAMPLE:
-        raise GradcheckError("usage", f"--sample takes 1 to {MAX_SAMPLE:,} points, not {n}.")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1 or n > MAX_SAMPLE:
+        raise GradcheckError("usage", f"--sample takes a whole number of points from 1 to {MAX_SAMPLE:,}, "
+                             f"not {n!r}.")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
+        raise GradcheckError("usage", f"--seed takes a whole number from 0 to {2**32 - 1}, not {seed!r}.")
     fixed = dict(fixed or {})
-    for v in domain:
+    for v, ends in domain.items():
+        try:
+            lo, hi = (float(e) for e in ends)
+        except (TypeError, ValueError):
+            raise GradcheckError("bad-value", f"the domain of {v} must be two numbers (LO, HI).") from None
+        check_interval(v, lo, hi)
+        if v in fixed:
+            raise GradcheckError("usage", f"--domain gives {v} an interval, but --at fixes it to "
+                                 f"{fixed[v]:g}; give one or the other.")
         if v not in graph.var_nodes:
             known = ", ".join(graph.variables) or "none"
             raise GradcheckError(
                 "unknown-variable",
                 f"--domain names {v!r}, which is not a variable of the formula (its variables: {known}).")
     box = {v: tuple(domain.get(v, DEFAULT_DOMAIN)) for v in graph.variables if v not in fixed}
+    if not box:
+        raise GradcheckError("usage", f"--sample {n} draws nothing: --at fixes every variable; "
+                             "leave out the ones to draw.")
     rng = np.random.Generator(np.random.PCG64(seed))
     strata = {v: rng.permutation(n) for v in box}
 
@@ -113,7 +128,7 @@ def _describe(graph: Graph, values: Sequence[np.ndarray], k: int, points: Mappin
 def _nowhere(graph: Graph, box: Mapping[str, tuple[float, float]], where: str | None) -> str:
     shown = ", ".join(f"{v}={lo:g}:{hi:g}" for v, (lo, hi) in box.items())
     hint = _positive_hint(graph, box)
-    return (f"f is undefined at every point drawn from the box {shown} after {REDRAWS} redraws: "
+    return (f"f is undefined at every point drawn from the box {shown} after {REDRAWS} rounds of redraws: "
             f"{where or 'f is not finite'}. Give a --domain where f is defined"
             + (f", e.g. {hint}" if hint else "") + ".")
 
@@ -138,6 +153,17 @@ def _positive_hint(graph: Graph, box: Mapping[str, tuple[float, float]]) -> str 
     return None
 
 
+def check_interval(name: str, lo: float, hi: float) -> None:
+    """A --domain interval must be finite, non-empty, and of finite width."""
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise GradcheckError("bad-value", f"--domain {name}: the ends must be finite numbers, not {lo}:{hi}.")
+    if not lo < hi:
+        raise GradcheckError("bad-value", f"--domain {name}={lo:g}:{hi:g} is empty: LO must be below HI.")
+    if not math.isfinite(hi - lo):
+        raise GradcheckError("bad-value", f"--domain {name}={lo:g}:{hi:g} is wider than float64 can "
+                             "hold (HI - LO overflows); choose a narrower interval.")
+
+
 def parse_domain(items: Sequence[str]) -> dict[str, tuple[float, float]]:
     """`x=-3:3,y=0.1:5` (repeatable) -> {"x": (-3, 3), "y": (0.1, 5)}, strictly."""
     from .inputs import parse_decimal, parse_name  # the one strict reader of numbers
@@ -153,9 +179,7 @@ def parse_domain(items: Sequence[str]) -> dict[str, tuple[float, float]]:
                 raise GradcheckError("bad-value", f"--domain expects NAME=LO:HI, got {part!r}.")
             lo = parse_decimal(lo_text.strip(), f"the lower end for {name}")
             hi = parse_decimal(hi_text.strip(), f"the upper end for {name}")
-            if not lo < hi:
-                raise GradcheckError("bad-value", f"--domain {name}={lo_text}:{hi_text} is empty: "
-                                     "LO must be below HI.")
+            check_interval(name, lo, hi)
             if name in out:
                 raise GradcheckError("bad-value", f"--domain gives {name} twice.")
             out[name] = (lo, hi)

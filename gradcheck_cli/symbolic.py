@@ -329,6 +329,7 @@ class Job:
         self.worker = workers.shared(memory, _warm)
         self.budget = budget
         self.deadline = time.monotonic() + budget
+        self.wants_exact = False
         self.result = SymbolicResult(None)
         self.broken = False  # the worker was stopped: no more requests
 

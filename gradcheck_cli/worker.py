@@ -231,12 +231,14 @@ class Worker:
             self.conn = None
 
 
-_WORKERS: dict[tuple[int | None, int], Worker] = {}
+_WORKERS: dict[tuple[int | None, int, int], Worker] = {}
 
 
 def shared(memory: int | None, warm: Callable[[], None] | None = None) -> Worker:
-    """The process's worker for this memory budget, started if it is not running."""
-    key = (memory, os.getpid())  # a forked child of ours never reuses our worker
+    """This thread's worker for this memory budget, started if it is not running. One per
+    thread: a worker serves one request at a time, so concurrent checks must not share one;
+    a forked child of ours never reuses our worker either."""
+    key = (memory, os.getpid(), threading.get_ident())
     w = _WORKERS.get(key)
     if w is None:
         w = _WORKERS[key] = Worker(memory, warm)

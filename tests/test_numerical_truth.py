@@ -137,7 +137,7 @@ def _one_cell(g: float, ref: float, *, estimate: float | None = None,
     kind = "finite-difference" if estimate is not None else "ad"
     cells = judge.judge_cells(
         "m", kind, {"x": one(g)}, {}, {}, {"x": one(estimate)} if estimate is not None else None,
-        None, {"x": ref_}, {"x": special}, one(1.0), 1e-9, None, estimate is not None,
+        None, {"x": ref_}, {"x": special}, {"x": one(1.0)}, 1e-9, None, estimate is not None,
         float(np.finfo(np.float64).eps), judge.Reasons())
     return judge.CELL_NAMES[int(cells.code["x"][0])], float(cells.error["x"][0])
 
