@@ -537,8 +537,43 @@ class _Judging:
                 name, method.kind, res.values, res.note, res.step, res.estimate, cells,
                 self.reasons.texts, "estimate" if by_estimate else "tolerance", rtol,
                 opts.atol if opts.atol is not None else rtol, opts.atol is None)
+        self._oracles_are_witnesses(refs)
         self._describe_reference(refs)
         self._diagnose(specials)
+
+    def _oracles_are_witnesses(self, refs: dict[str, Reference]) -> None:
+        """SymPy's float64 value and the finite differences are witnesses, not the code under
+        test. Against the exact reference:
+        - SymPy's float64 value is the exact reference's own formula evaluated in float64, so a
+          disagreement is float64 trouble in that evaluation (an underflow, cancellation), never
+          a wrong derivative: the cell is unreliable, with that reason;
+        - a finite difference that disagrees while every AD method agrees at that cell has met
+          what its error model cannot see (a kink or pole inside its step, a step longer than
+          the scale on which f changes): unreliable, with that reason, not a failure of f′."""
+        ad = [m for n, m in self.reports.items() if REGISTRY[n].kind == "ad" and m.cells is not None]
+        for name, m in self.reports.items():
+            kind = REGISTRY[name].kind
+            if kind == "ad" or m.cells is None:
+                continue
+            for v in self.wrt:
+                c = m.cells.code[v]
+                exact = refs[v].source == "exact"
+                if kind == "symbolic":
+                    off = (c == judge.FAIL) & exact
+                    why = ("SymPy's float64 value of its own formula is off here (float64 under- or "
+                           "overflow, or cancellation in that formula); the exact value is the same "
+                           "formula at 30 digits")
+                else:
+                    agree = np.ones(self.k, dtype=bool) if ad else np.zeros(self.k, dtype=bool)
+                    for a in ad:
+                        agree &= a.cells.code[v] == judge.PASS  # type: ignore[union-attr]
+                    off = (c == judge.FAIL) & exact & agree
+                    why = ("it disagrees with the exact derivative while the AD methods agree with it: "
+                           "something inside its step (a kink, a pole, a scale shorter than the step) "
+                           "escapes its error estimate")
+                if off.any():
+                    c[off] = judge.UNRELIABLE
+                    m.cells.why[v][off] = self.reasons.add(why)
 
     def add_rounding(self) -> bool:
         """Measure the derivative's float rounding response at the points where an AD or
