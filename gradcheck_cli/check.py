@@ -170,12 +170,11 @@ def check(expression: str, point: Mapping[str, Any] | None = None, **options: An
 
     state = _Judging(graph, ctx, points, f, wrt, names, opts, results, kink, sym, job, deadline)
     state.run()
-    for _ in range(4):  # refine where something fails: rounding, exact values, a float reference
+    for _ in range(6):  # refine where something fails: rounding, a float reference, exact values
         changed = state.add_rounding()
-        if state.needs_more_exact():
-            state.more_exact()
-            changed = True
         changed = state.distrust_float_reference() or changed
+        if not changed and state.needs_more_exact():
+            changed = state.more_exact()
         if not changed:
             break
         state.run()
@@ -247,7 +246,7 @@ class _Judging:
         self.rounded = np.zeros(self.k, dtype=bool)  # points whose rounding response is known
         self.distrust: dict[str, np.ndarray] = {}  # cells where SymPy's float64 value is off
         self.overflow_notes: dict[str, str] = {}
-        self.fetched_exact = False
+        self.requested: set[int] = set()  # points whose exact value was asked for
 
     # ---------------------------------------------------------------- the reference
     def _exact(self) -> tuple[dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
@@ -558,15 +557,21 @@ class _Judging:
             for v in self.wrt:
                 c = m.cells.code[v]
                 exact = refs[v].source == "exact"
+                agree = np.ones(self.k, dtype=bool) if ad else np.zeros(self.k, dtype=bool)
+                for a in ad:
+                    agree &= a.cells.code[v] == judge.PASS  # type: ignore[union-attr]
                 if kind == "symbolic":
                     off = (c == judge.FAIL) & exact
                     why = ("SymPy's float64 value of its own formula is off here (float64 under- or "
                            "overflow, or cancellation in that formula); the exact value is the same "
                            "formula at 30 digits")
+                    also = (c == judge.FAIL) & ~exact & agree
+                    if also.any():
+                        c[also] = judge.UNRELIABLE
+                        m.cells.why[v][also] = self.reasons.add(
+                            "SymPy's float64 value disagrees with the reference while the AD methods "
+                            "agree with it (float64 trouble in SymPy's formula, most likely)")
                 else:
-                    agree = np.ones(self.k, dtype=bool) if ad else np.zeros(self.k, dtype=bool)
-                    for a in ad:
-                        agree &= a.cells.code[v] == judge.PASS  # type: ignore[union-attr]
                     off = (c == judge.FAIL) & exact & agree
                     why = ("it disagrees with the exact derivative while the AD methods agree with it: "
                            "something inside its step (a kink, a pole, a scale shorter than the step) "
@@ -640,16 +645,15 @@ class _Judging:
         return changed
 
     def needs_more_exact(self) -> bool:
-        return (not self.fetched_exact and self.k > EXACT_ALL_POINTS and self.job is not None
-                and self.sym is not None
+        return (len(self.requested) < EXACT_FOCUS * 8 and self.k > EXACT_ALL_POINTS
+                and self.job is not None and self.sym is not None
                 and self.sym.gradient is not None and not self.job.broken
                 and self.opts.reference in ("auto", "exact"))
 
-    def more_exact(self) -> None:
+    def more_exact(self) -> bool:
         """Past EXACT_ALL_POINTS: the exact derivative at the failing and the worst points
         (the worst first: largest error, nan and inf before everything)."""
         assert self.job is not None
-        self.fetched_exact = True
         chosen: list[int] = []
         for m in self.reports.values():
             if m.cells is None:
@@ -663,11 +667,13 @@ class _Judging:
                 judged = np.flatnonzero(np.isin(m.cells.code[v], (judge.PASS, judge.FAIL)))
                 if len(judged):
                     chosen.append(int(judged[np.argmax(rank[judged])]))
-        chosen = list(dict.fromkeys(chosen))[: EXACT_FOCUS * 4]
+        chosen = [p for p in dict.fromkeys(chosen) if p not in self.requested][: EXACT_FOCUS * 4]
         if not chosen:
-            return
+            return False
+        self.requested.update(chosen)
         sub = {v: np.asarray(p, dtype=np.float64)[chosen] for v, p in self.points.items()}
         self.sym = self.job.more_exact(sub, self.opts.exact_digits, chosen, self.deadline)
+        return True
 
     # ---------------------------------------------------------------- words
     def _describe_reference(self, refs: dict[str, Reference]) -> None:

@@ -42,6 +42,7 @@ ERROR_KINDS = ("relative", "absolute", "interval")
 
 ESTIMATE_FACTOR = 4.0  # a finite difference passes within 4× its own estimate ...
 ESTIMATE_FLOOR_ULPS = 8.0  # ... plus 8 ulps of the reference
+SUBNORMAL_STEPS = 64  # an AD or symbolic value may be off by 64 × the smallest subnormal
 
 
 def decide_threshold(eps: float) -> float:
@@ -154,6 +155,8 @@ def judge_cells(
     ekind: dict[str, np.ndarray] = {}
     why: dict[str, np.ndarray] = {}
     k = len(next(iter(sigmas.values()))) if sigmas else 0
+    info = np.finfo(np.float32 if eps > 1e-10 else np.float64)
+    subnormal, tiny = float(info.smallest_subnormal), float(info.tiny)
     for v, ref in refs.items():
         sigma = sigmas[v]
         c = np.full(k, NOTRUN, dtype=np.uint8)
@@ -186,7 +189,12 @@ def judge_cells(
                 too_wide |= ~np.isfinite(est)
             else:
                 floor = atol if atol is not None else abs(rtol) * sigma
-                allowed = abs(rtol) * r_abs + floor
+                # below the normal range floats keep only absolute precision: a few dozen steps
+                # of the subnormal range is what a correct compound partial can lose there
+                allowed = abs(rtol) * r_abs + floor + SUBNORMAL_STEPS * subnormal
+                # a subnormal derivative has only a few significant bits in any float code:
+                # there only its sign and size (within a factor 2) are checked
+                allowed = allowed + np.where(r_abs < tiny, 0.5 * r_abs, 0.0)
                 plain = diff <= allowed + ref.uncertainty
                 if rounding is not None and v in rounding:
                     allowed = allowed + ESTIMATE_FACTOR * rounding[v]

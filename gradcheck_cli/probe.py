@@ -50,13 +50,15 @@ class Probe:
     estimate: np.ndarray  # (n,) uncertainty of the settled value(s)
 
 
-def _side(q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """q: (steps, n) quotients at shrinking steps. Returns (defined, infinite, value, estimate)."""
+def _side(q: np.ndarray, noise: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """q: (steps, n) quotients at shrinking steps; noise: their rounding noise, (eps |f| + a few
+    subnormal steps) / h. Returns (defined, infinite, value, estimate)."""
     with np.errstate(all="ignore"):
         finite = np.isfinite(q)
         defined = finite.all(axis=0)
         a = np.abs(q)
-        grows = ((a[-3:] >= GROWTH * a[-4:-1]) & (a[-3:] > 0)).all(axis=0)
+        # growth that rounding noise explains (it grows as 1/h too) is no infinite slope
+        grows = ((a[-3:] >= GROWTH * a[-4:-1]) & (a[-3:] > 0)).all(axis=0) & (a[-1] > 1e3 * noise[-1])
         infinite = (np.isinf(q).any(axis=0) & ~np.isnan(q).any(axis=0)) | (defined & grows)
         # One Richardson step removes the O(h) term: q(h) = d + c h + O(h²) gives
         # d ≈ (10 q(h/10) - q(h)) / 9, so a side whose limit is 0 (f = x² at 0) settles too.
@@ -67,7 +69,7 @@ def _side(q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray
         best = np.argmin(rel, axis=0)
         pick = np.arange(q.shape[1])
         value = e[1:][best, pick]
-        estimate = diff[best, pick]
+        estimate = np.fmax(diff[best, pick], 4 * noise[2:][best, pick])
         # absolutely, too: a limit of 0 approached with rounding noise (sqrt(x**4) at 0) or as
         # √h (x*sqrt(x) at 0), small against the quotients' own size over the steps
         size = np.max(np.where(np.isfinite(a), a, 0.0), axis=0)
@@ -76,7 +78,8 @@ def _side(q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray
         value = np.where(vanishing & ~(rel[best, pick] <= SETTLED), 0.0, value)
         estimate = np.where(vanishing & ~(rel[best, pick] <= SETTLED), last, estimate)
         settled = defined & ~infinite & ((rel[best, pick] <= SETTLED) | (diff[best, pick] == 0)
-                                         | (diff[best, pick] <= 1e-8 * size) | vanishing)
+                                         | (diff[best, pick] <= 1e-8 * size) | vanishing
+                                         | (diff[best, pick] <= 4 * noise[2:][best, pick]))
     return defined, infinite, np.where(settled, value, np.nan), np.where(settled, estimate, np.inf)
 
 
@@ -87,7 +90,9 @@ def one_sided(
     sub = {v: np.asarray(p, dtype=dtype)[index] for v, p in points.items()}
     x = sub[name]
     n = len(x)
-    h = (np.maximum(1.0, np.abs(x)) * 10.0 ** -EXPONENTS[:, None]).astype(dtype)  # (steps, n)
+    # steps relative to |x| when it is small (1/x at 1e-160 changes on the scale 1e-160)
+    unit = np.where((x != 0) & (np.abs(x) < 1), np.abs(x), np.maximum(1.0, np.abs(x)))
+    h = (unit * 10.0 ** -EXPONENTS[:, None]).astype(dtype)  # (steps, n)
     with np.errstate(all="ignore"):
         xp, xm = (x + h).astype(dtype), (x - h).astype(dtype)
         shifted = {v: np.broadcast_to(p, h.shape) for v, p in sub.items()}
@@ -96,8 +101,13 @@ def one_sided(
         fm = np.broadcast_to(evaluate_output(graph, Values({**shifted, name: xm}, dtype)), h.shape)
         right = (fp.astype(np.float64) - f0) / (xp.astype(np.float64) - x)
         left = (f0 - fm.astype(np.float64)) / (x - xm.astype(np.float64))
-    r_def, r_inf, r_val, r_est = _side(right)
-    l_def, l_inf, l_val, l_est = _side(left)
+    info = np.finfo(np.float64)
+    with np.errstate(all="ignore"):
+        base = info.eps * np.abs(f0) + 64 * float(info.smallest_subnormal)
+        r_noise = (base + info.eps * np.abs(fp.astype(np.float64))) / np.abs(xp.astype(np.float64) - x)
+        l_noise = (base + info.eps * np.abs(fm.astype(np.float64))) / np.abs(x - xm.astype(np.float64))
+    r_def, r_inf, r_val, r_est = _side(right, r_noise)
+    l_def, l_inf, l_val, l_est = _side(left, l_noise)
     kind = np.full(n, "unknown", dtype=object)
     both = np.isfinite(r_val) & np.isfinite(l_val)
     with np.errstate(all="ignore"):

@@ -23,10 +23,11 @@ def gradient_from_values(
     wrt: Sequence[str],
     output: int | None = None,
     observer: Observer | None = None,
+    perturb: Callable[[int, int, np.ndarray], np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """∂f/∂v for every v in `wrt` by one backward sweep over already computed values."""
     out = graph.output if output is None else output
-    adjoint = backward(graph, values, wrt, output=out, observer=observer)
+    adjoint = backward(graph, values, wrt, output=out, observer=observer, perturb=perturb)
     zero = np.zeros_like(values[out])
     grads = {}
     for name in wrt:
@@ -68,10 +69,13 @@ def rounding_response(
                      size=PERTURBATION)
     moved_values = walk(graph, interp)
 
-    def perturb(i: int, j: int, partial: np.ndarray) -> np.ndarray:
-        return partial * (1 + size * signs[:, n + edges[(i, j)]].reshape(lead))
+    floor = size * float(np.finfo(dtype).tiny)  # a partial that underflowed is off absolutely
 
-    moved = gradient_from_values_perturbed(graph, moved_values, wrt, perturb)
+    def perturb(i: int, j: int, partial: np.ndarray) -> np.ndarray:
+        sign = signs[:, n + edges[(i, j)]].reshape(lead)
+        return partial * (1 + size * sign) + floor * sign
+
+    moved = gradient_from_values(graph, moved_values, wrt, perturb=perturb)
     nominal = gradient(graph, point, wrt, dtype)
     out = {}
     with np.errstate(all="ignore"):
@@ -81,16 +85,3 @@ def rounding_response(
             dev = np.abs(m - g).max(axis=0) if m.ndim > g.ndim else np.abs(m - g)
             out[v] = np.broadcast_to(np.where(np.isfinite(dev), dev, np.inf) / PERTURBATION, shape).copy()
     return out
-
-
-def gradient_from_values_perturbed(
-    graph: Graph, values: Sequence[np.ndarray], wrt: Sequence[str],
-    perturb: Callable[[int, int, np.ndarray], np.ndarray],
-) -> dict[str, np.ndarray]:
-    adjoint = backward(graph, values, wrt, perturb=perturb)
-    grads = {}
-    for name in wrt:
-        idx = graph.var_nodes.get(name)
-        adj = adjoint[idx] if idx is not None else None
-        grads[name] = np.asarray(adj) if adj is not None else np.zeros(())
-    return grads

@@ -33,6 +33,8 @@ from .rules import erf as _erf_numpy
 SYMBOLIC_TIMEOUT = 10.0  # seconds, --symbolic-timeout
 SYMBOLIC_MEMORY = 2 * 2**30  # bytes, --symbolic-memory (in MiB on the command line)
 EXACT_DIGITS = 30
+EXACT_MAX_DPS = 3_000  # the most working digits the exact evaluation climbs to
+ZERO_CHECK_DPS = 400  # an exact 0 is believed from this many working digits on
 
 
 class _Sympy:
@@ -255,14 +257,25 @@ def exact_values(prep: Prepared, point: list[float], digits: int) -> tuple[dict[
     dps_low = 0
     tolerance = mpmath.mpf(10) ** (-digits - 1)
     values: list[Any] = []
-    for dps in (digits + 15, 2 * digits + 30, 4 * digits + 60, 8 * digits + 120):
+    # Cancellation can hide a value below every precision tried: gelu'(-38) = (1 + erf(-27))/2
+    # + ... needs ~320 digits before 1 + erf(-27) = 1e-318 shows. So the precision doubles
+    # while a value is still moving, up to EXACT_MAX_DPS.
+    ladder = [digits + 15]
+    while ladder[-1] * 2 <= EXACT_MAX_DPS:
+        ladder.append(ladder[-1] * 2)
+    for dps in ladder:
         with mpmath.workdps(dps):
             values, broken = _evaluate_mp(prep, [mpmath.mpf(x) for x in point])
         why.update(broken)
         if previous is not None:
+            # Two exact zeros agree too easily: a cancellation (1/2 + erf(-27)/2 at 45 digits)
+            # is exactly 0 until the precision resolves it. A zero is believed only from
+            # ZERO_CHECK_DPS digits on, enough to resolve any float64-sized value next to O(1)
+            # terms (10^-324 needs ~360 digits).
             pending = [
                 v for v, a, b in zip(prep.wrt, previous, values)
-                if v not in out and not _agree(mpmath, a, b, tolerance, dps_low)
+                if v not in out and (not _agree(mpmath, a, b, tolerance, dps_low)
+                                     or (a == 0 and b == 0 and dps < ZERO_CHECK_DPS))
             ]
             for v, b in zip(prep.wrt, values):
                 if v not in out and v not in pending:
@@ -271,7 +284,8 @@ def exact_values(prep: Prepared, point: list[float], digits: int) -> tuple[dict[
                 break
         previous, dps_low = values, dps
     else:
-        # Still moving after the last precision: only values indistinguishable from zero do that.
+        # Still moving after the last precision: only values indistinguishable from zero do
+        # that (noise of 10^-dps around a true 0, as in cos(x)**2 + sin(x)**2 - 1).
         for v, b in zip(prep.wrt, values):
             out.setdefault(v, "0" if abs(b) < mpmath.mpf(10) ** (-dps_low // 2) else "nan")
     for j, v in enumerate(prep.wrt):
