@@ -355,8 +355,9 @@ def _cell_notes(report: Report) -> list[str]:
 def _tolerance_text(m: MethodReport) -> str:
     if m.judged_by == "estimate":
         return f"{m.name} within {judge.ESTIMATE_FACTOR:g}× its own error estimate"
-    floor = "rtol×|∇f|" if m.atol_scaled else f"{m.atol:g}"
-    return f"{m.name} rtol={m.rtol:g} atol={floor}"
+    if m.atol_scaled:  # the floor is rtol × |∂f/∂v|, plus the float rounding where measured
+        return f"{m.name} rtol={m.rtol:g}"
+    return f"{m.name} rtol={m.rtol:g} atol={m.atol:g}"
 
 
 # --------------------------------------------------------------------------------------------
