@@ -80,6 +80,7 @@ class Options:
     sample: int | None = None  # draw this many points (the point given fixes variables)
     domain: Mapping[str, tuple[float, float]] | None = None  # per variable (LO, HI)
     seed: int | None = None
+    description: str = ""  # shown in every output format (a check file's description)
 
 
 def check(expression: str, point: Mapping[str, Any] | None = None, **options: Any) -> Report:
@@ -119,7 +120,7 @@ def check(expression: str, point: Mapping[str, Any] | None = None, **options: An
         points, batched = _validate_point(graph, point, require_all=True)
         # In float32 the point itself is what a float32 model sees: rounded to float32. Every
         # method, and the exact reference, is taken at that same point.
-        points = {v: np.asarray(p, dtype=dtype).astype(np.float64) for v, p in points.items()}
+        points = {v: _in_dtype(v, p, dtype) for v, p in points.items()}
     k = len(next(iter(points.values()))) if points else 1
     arrays = {v: np.asarray(p, dtype=dtype) for v, p in points.items()}
 
@@ -135,7 +136,7 @@ def check(expression: str, point: Mapping[str, Any] | None = None, **options: An
     diagnostics: list[Diagnostic] = []
     values = evaluate(graph, arrays, dtype)
     f = np.broadcast_to(values[graph.output], (k,)).astype(np.float64)
-    _refuse_undefined(graph, values, f, points, diagnostics)
+    _refuse_undefined(graph, values, f, points, diagnostics, dtype)
     if job is not None:
         job.start(graph, points, wrt, formulas=opts.show_formula,
                   exact_digits=opts.exact_digits if wants_exact else None,
@@ -205,6 +206,8 @@ def check(expression: str, point: Mapping[str, Any] | None = None, **options: An
         verdict=verdict,
         diagnostics=diagnostics,
         formulas=sym.formulas if sym is not None else {},
+        formula_lines=sym.formula_lines if sym is not None else {},
+        description=str(opts.description or ""),
         exact_text=sym.exact if sym is not None else {},
         reference_source={v: r.source for v, r in state.refs.items()},
         reference_values={v: r.hi for v, r in state.refs.items()},
@@ -572,7 +575,10 @@ class _Judging:
                             "SymPy's float64 value disagrees with the reference while the AD methods "
                             "agree with it (float64 trouble in SymPy's formula, most likely)")
                 else:
-                    off = (c == judge.FAIL) & exact & agree
+                    # f′ not determined in floats here (rounding decides it): no finite
+                    # difference can witness it either
+                    undetermined = np.isinf(self.rounding[v]) & self.rounded
+                    off = (c == judge.FAIL) & exact & (agree | undetermined)
                     why = ("it disagrees with the exact derivative while the AD methods agree with it: "
                            "something inside its step (a kink, a pole, a scale shorter than the step) "
                            "escapes its error estimate")
@@ -834,7 +840,8 @@ def _inconclusive_why(methods: Sequence[MethodReport], wrt: Sequence[str]) -> st
 
 
 def _refuse_undefined(graph: Graph, values: Sequence[np.ndarray], f: np.ndarray,
-                      points: Mapping[str, np.ndarray], diagnostics: list[Diagnostic]) -> None:
+                      points: Mapping[str, np.ndarray], diagnostics: list[Diagnostic],
+                      dtype: type = np.float64) -> None:
     k = len(f)
     bad = np.flatnonzero(~np.isfinite(f))
     if len(bad):
@@ -844,7 +851,11 @@ def _refuse_undefined(graph: Graph, values: Sequence[np.ndarray], f: np.ndarray,
         what = describe_trouble(graph, trouble) if trouble is not None else "f is not finite"
         where = "at this point" if k == 1 else \
             f"at point {p + 1} of {k} (" + ",".join(f"{v}={float(a[p]):g}" for v, a in points.items()) + ")"
-        raise GradcheckError("undefined", f"the formula is not finite {where}: {what}.")
+        in_dtype = ""
+        if dtype is not np.float64:
+            top = float(np.finfo(dtype).max)
+            in_dtype = f" in {np.dtype(dtype).name} (--dtype; its range ends near {top:.1e})"
+        raise GradcheckError("undefined", f"the formula is not finite {where}{in_dtype}: {what}.")
     for i, node in enumerate(graph.nodes):
         v = values[i]
         if node.args and not np.all(np.isfinite(v)):
@@ -878,16 +889,22 @@ def _number(name: str, value: Any, *, positive: bool = False, allow_none: bool =
 def _validate_options(opts: Options) -> Options:
     """The API's options, checked as strictly as the CLI's flags (bad ones are usage errors)."""
     methods = opts.methods
-    if isinstance(methods, str):
+    if isinstance(methods, str):  # "reverse,forward" as well as ["reverse", "forward"]
         methods = [m.strip() for m in methods.split(",") if m.strip()]
+    wrt = opts.wrt
+    if isinstance(wrt, str):  # "x,y", not the letters of "xy"
+        wrt = [w.strip() for w in wrt.split(",") if w.strip()]
     if not isinstance(opts.limits, Limits):
         raise GradcheckError("usage", "limits must be a gradcheck Limits object.")
+    if not 1 <= opts.limits.max_digits <= 4000:  # Python itself refuses ints past 4,300 digits
+        raise GradcheckError("usage", f"max_digits must be from 1 to 4000, not {opts.limits.max_digits}.")
     digits = opts.exact_digits
     if isinstance(digits, bool) or not isinstance(digits, int) or not 1 <= digits <= 1000:
         raise GradcheckError("usage", f"exact_digits must be a whole number from 1 to 1000, not {digits!r}.")
     return replace(
         opts,
         methods=methods,
+        wrt=wrt,
         rtol=_number("rtol", opts.rtol),
         atol=_number("atol", opts.atol),
         step=_number("the step", opts.step, positive=True),
@@ -916,6 +933,21 @@ def _validate_methods(opts: Options) -> list[str]:
         raise GradcheckError(
             "usage", f"unknown reference {opts.reference!r}; choose one of {', '.join(REFERENCES)}.")
     return [n for n in METHODS if n in names]
+
+
+def _in_dtype(name: str, values: np.ndarray, dtype: type) -> np.ndarray:
+    """The values rounded to the working dtype (as float64 arrays): a value that does not
+    survive the rounding (1e39 or 1e-46 in float32) is bad input, not a silent inf or 0."""
+    with np.errstate(all="ignore"):
+        rounded = np.asarray(values, dtype=dtype)
+    lost = ~np.isfinite(rounded) | ((rounded == 0) & (np.asarray(values) != 0))
+    if lost.any():
+        x = float(np.asarray(values)[lost][0])
+        info = np.finfo(dtype)
+        raise GradcheckError(
+            "bad-value", f"the value of {name}, {x:g}, is outside the range of {np.dtype(dtype).name} "
+            f"(about {float(info.smallest_subnormal):.1e} to {float(info.max):.1e} in magnitude).")
+    return rounded.astype(np.float64)
 
 
 def _validate_point(graph: Graph, point: Mapping[str, Any], require_all: bool

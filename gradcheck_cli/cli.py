@@ -7,7 +7,13 @@ clear message on stderr, or one JSON object under --format json; never a traceba
 
 from __future__ import annotations
 
+import difflib
+import errno
+import io
 import math
+import os
+import re
+import shutil
 import signal
 import sys
 import threading
@@ -25,7 +31,7 @@ from .errors import GradcheckError, escape_controls
 from .inputs import parse_assignments, shown
 from .limits import DEFAULT_LIMITS, Limits
 from .methods import DEFAULT_METHODS, METHODS, REFERENCES
-from .render import error_json, render_table, to_json, to_markdown
+from .render import error_json, render_table, to_ascii, to_json, to_markdown
 from .sampling import DEFAULT_DOMAIN, MAX_SAMPLE, parse_domain
 from .symbolic import SYMBOLIC_MEMORY, SYMBOLIC_TIMEOUT
 
@@ -33,6 +39,7 @@ _shown = shown
 
 
 EXIT_CODES = {"pass": 0, "fail": 1, "inconclusive": 3}  # and 2: bad input
+MAX_TIMER = 1e8  # seconds: the longest --timeout the alarm can hold
 
 
 def _finite(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
@@ -48,8 +55,19 @@ def _names(text: str | None) -> list[str] | None:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
+# A token that looks like a long option: "--att", "--max-lenght=5" (not "--x*2", a formula).
+_OPTION_LIKE = re.compile(r"--[A-Za-z][A-Za-z0-9_-]*(=|$)")
+
+
 class _GroupedHelp(click.Command):
-    """--help lists the options in groups by purpose, not as one long list."""
+    """--help lists the options in groups by purpose, not as one long list; and the formula may
+    start with a minus.
+
+    click would read "-tanh(x)" as the short options -t -a -n -h (so --help, exit 0: a CI job
+    passing without a check). `parse_args` therefore sorts the arguments itself first: known
+    options (with their values) stay, an unknown long option is an error that suggests the
+    closest known one, and everything else — the formula, whatever it starts with — goes
+    after a "--". An explicit "--" makes what follows the formula, even "--x"."""
 
     SECTIONS = (
         ("Formula and point", ("file", "at", "wrt")),
@@ -59,6 +77,40 @@ class _GroupedHelp(click.Command):
         ("Limits", ("timeout", "symbolic_timeout", "symbolic_memory", "max_length", "max_depth",
                     "max_digits", "max_exponent")),
     )
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, self._sorted(ctx, list(args)))
+
+    def _sorted(self, ctx: click.Context, args: list[str]) -> list[str]:
+        takes_value: dict[str, bool] = {}
+        for p in self.get_params(ctx):
+            if isinstance(p, click.Option):
+                for name in (*p.opts, *p.secondary_opts):
+                    takes_value[name] = not p.is_flag and not p.count
+        options: list[str] = []
+        positional: list[str] = []
+        i = 0
+        while i < len(args):
+            a = args[i]
+            if a == "--":
+                positional += args[i + 1:]
+                break
+            if a in takes_value:
+                options.append(a)
+                if takes_value[a] and i + 1 < len(args):
+                    options.append(args[i + 1])
+                    i += 1
+            elif a.startswith("--") and a.split("=", 1)[0] in takes_value:
+                options.append(a)
+            elif _OPTION_LIKE.match(a):
+                name = a.split("=", 1)[0]
+                close = difflib.get_close_matches(name, [n for n in takes_value if n.startswith("--")],
+                                                  n=1, cutoff=0.6)
+                raise click.NoSuchOption(escape_controls(name), possibilities=close, ctx=ctx)
+            else:
+                positional.append(a)
+            i += 1
+        return options + (["--", *positional] if positional else [])
 
     def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         records = {p.name: p.get_help_record(ctx) for p in self.get_params(ctx)}
@@ -74,12 +126,9 @@ class _GroupedHelp(click.Command):
                 formatter.write_dl(rest)  # type: ignore[arg-type]
 
 
-# ignore_unknown_options: a formula may start with a minus ("-log(x)"), which click would
-# otherwise take for an option; a mistyped long option is caught in `cli` instead.
-@click.command(cls=_GroupedHelp, context_settings={"help_option_names": ["-h", "--help"],
-                                                   "ignore_unknown_options": True})
+@click.command(cls=_GroupedHelp, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("expression", required=False)
-@click.option("--file", "file", type=click.Path(dir_okay=False), metavar="PATH",
+@click.option("--file", "files", type=click.Path(dir_okay=False), metavar="PATH", multiple=True,
               help="Read the formula and its point from a TOML check file.")
 @click.option("--at", "at", multiple=True, metavar="NAME=VALUE[,...]",
               help="The point: a value for every variable (repeatable).")
@@ -129,14 +178,16 @@ class _GroupedHelp(click.Command):
               show_default=True, help="Limit: characters in the formula.")
 @click.option("--max-depth", type=click.IntRange(min=1), default=DEFAULT_LIMITS.max_depth,
               show_default=True, help="Limit: nesting depth of the formula.")
-@click.option("--max-digits", type=click.IntRange(min=1), default=DEFAULT_LIMITS.max_digits,
+@click.option("--max-digits", type=click.IntRange(1, 4000), default=DEFAULT_LIMITS.max_digits,
               show_default=True, help="Limit: digits in one number.")
 @click.option("--max-exponent", type=click.IntRange(min=1), default=DEFAULT_LIMITS.max_exponent,
               show_default=True, help="Limit: size of a constant integer exponent.")
+@click.option("--debug", is_flag=True,
+              help="Show the Python traceback of an internal error (for a bug report).")
 @click.version_option(package_name="gradcheck")
 def cli(
     expression: str | None,
-    file: str | None,
+    files: tuple[str, ...],
     at: tuple[str, ...],
     wrt: str | None,
     sample: int | None,
@@ -161,6 +212,7 @@ def cli(
     max_depth: int,
     max_digits: int,
     max_exponent: int,
+    debug: bool,
 ) -> None:
     """Check the gradient of EXPRESSION at a point, four independent ways.
 
@@ -171,21 +223,27 @@ def cli(
       gradcheck --file sample_expressions/sigmoid_neuron.toml
     """
     limits = Limits(max_length, max_depth, max_digits, max_exponent)
+    file = files[0] if files else None
     try:
+        if len(files) > 1:
+            raise GradcheckError("usage", f"--file is given {len(files)} times; one check file per run "
+                                 "(every file would otherwise be silently dropped but the last).")
+        if junit is not None and not junit.strip():
+            raise GradcheckError("usage", "--junit needs a file name.")
         deadline = time.monotonic() + timeout
         _arm_timeout(timeout)
         point = parse_assignments(at)
         wrt_names = _names(wrt)
-        if expression is not None and expression.startswith("--"):
-            raise GradcheckError("usage", f"no such option: {_shown(expression.split('=')[0])}.")
         if per_point and fmt != "json":
             raise GradcheckError("usage", "--per-point adds arrays to the JSON report: use it with "
                                  "--format json.")
         if (expression is None) == (file is None):
             raise GradcheckError("usage", "give either an EXPRESSION or --file PATH (exactly one).")
+        description = ""
         if file is not None:
             loaded = checkfile.load(file)
             expression = loaded.expression
+            description = loaded.description
             if sample is None:  # with --sample the file's point is not used: every variable is drawn
                 point = {**loaded.at, **point}  # --at overrides the file's point
             wrt_names = wrt_names if wrt_names is not None else loaded.wrt
@@ -209,33 +267,71 @@ def cli(
             sample=sample,
             domain=parse_domain(domain) if domain else None,
             seed=seed,
+            description=description,
         )
         _arm_timeout(0)
     except GradcheckError as err:
         _arm_timeout(0)
-        if junit:
-            _write(junit, junit_xml.error_xml(expression, err))
+        if junit and junit.strip():
+            # the input error is what the user must see; a JUnit file that cannot be written
+            # is said on stderr after it, never instead of it
+            written = _try_write(junit, junit_xml.error_xml(expression, err))
+            _fail(err, fmt, also=written)
         _fail(err, fmt)
     if junit:
-        _write(junit, junit_xml.report_xml(report))
+        problem = _try_write(junit, junit_xml.report_xml(report))
+        if problem:
+            _fail(GradcheckError("output", problem), fmt)
     if fmt == "json":
-        click.echo(to_json(report, per_point))
+        _emit(to_json(report, per_point) + "\n")
     elif fmt == "markdown":
-        click.echo(to_markdown(report, digits), nl=False)
+        _emit(to_markdown(report, digits))
     else:
-        # Piped output (CI logs) has no terminal width to read; 80 columns would fold numbers.
-        width = None if sys.stdout.isatty() else 120
-        Console(highlight=False, width=width).print(render_table(report, digits))
+        width = _width()
+        if _encodable("✓∂━┃≈·"):
+            Console(highlight=False, width=width).print(render_table(report, digits, width), crop=False)
+        else:  # a terminal that cannot encode Unicode gets ASCII, not a crash
+            buffer = io.StringIO()
+            Console(file=buffer, highlight=False, width=width, color_system=None).print(
+                render_table(report, digits, width, ascii_only=True), crop=False)
+            _emit(buffer.getvalue())
     sys.exit(EXIT_CODES[report.verdict])
 
 
-def _write(path: str, text: str) -> None:
+def _width() -> int:
+    """The terminal's width; piped (CI logs), COLUMNS when set, else 120 (80 would fold numbers).
+    The layout adapts to it (one column per method, one row per method, plain lines)."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    if sys.stdout.isatty():
+        return shutil.get_terminal_size((120, 24)).columns
+    return 120
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode(sys.stdout.encoding or "utf-8")
+    except (UnicodeEncodeError, LookupError):
+        return False
+    return True
+
+
+def _emit(text: str) -> None:
+    """Write to stdout in its own encoding: what it cannot encode is spelled in ASCII."""
+    if not _encodable(text):
+        text = to_ascii(text, sys.stdout.encoding or "ascii")
+    click.echo(text, nl=False)
+
+
+def _try_write(path: str, text: str) -> str | None:
+    """Write a report file; None, or why it could not be written."""
     try:
         with open(path, "w", encoding="utf-8") as out:
             out.write(text)
     except OSError as exc:
-        click.echo(f"gradcheck: error: cannot write {path!r}: {exc.strerror}.", err=True)
-        sys.exit(2)
+        return f"cannot write {_shown(path)}: {exc.strerror}."
+    return None
 
 
 def _on_timeout(signum: int, frame: object) -> None:
@@ -249,18 +345,26 @@ def _arm_timeout(seconds: float) -> None:
     capped by what is left of this one; this stops everything else."""
     if hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGALRM, _on_timeout if seconds else signal.SIG_DFL)
-        signal.setitimer(signal.ITIMER_REAL, seconds)
+        # setitimer overflows past ~10^8 s; a limit that long is no limit (about 3 years)
+        signal.setitimer(signal.ITIMER_REAL, min(seconds, MAX_TIMER))
 
 
-def _fail(err: GradcheckError, fmt: str) -> NoReturn:
-    if fmt == "json":
-        click.echo(error_json(err))
-    else:
-        click.echo(f"gradcheck: error: {err.message}", err=True)
-        caret = err.caret()
-        if caret:
-            click.echo(caret, err=True)
-    sys.exit(2)
+def _fail(err: GradcheckError, fmt: str, also: str | None = None, code: int = 2) -> NoReturn:
+    """One message (or one JSON object), then exit `code`. `also`: a second problem, said on
+    stderr after the first (a --junit file that could not be written)."""
+    try:
+        if fmt == "json":
+            click.echo(error_json(err))
+        else:
+            click.echo(f"gradcheck: error: {err.message}", err=True)
+            caret = err.caret()
+            if caret:
+                click.echo(caret, err=True)
+        if also:
+            click.echo(f"gradcheck: error: also, {also}", err=True)
+    except OSError:  # stdout or stderr closed or full: the exit code still says it
+        pass
+    sys.exit(code)
 
 
 def _wants_json(argv: Sequence[str]) -> bool:
@@ -272,21 +376,80 @@ def _wants_json(argv: Sequence[str]) -> bool:
     return False
 
 
+EXIT_INTERNAL = 4  # a bug in gradcheck (documented in the README)
+# stdout closed, a broken pipe, a full disk: the report could not be written
+_OUTPUT_ERRNOS = {errno.EPIPE, errno.EBADF, errno.ENOSPC, errno.EIO, errno.EDQUOT}
+EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
+
+
+def _option_value(argv: Sequence[str], name: str) -> str | None:
+    """The value of `--name VALUE` or `--name=VALUE` in argv, read before click parses it."""
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            return None
+        if arg == name and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    """Console entry point. Click's own usage errors also become JSON under --format json."""
+    """Console entry point. Click's own usage errors also become JSON under --format json (and
+    a JUnit error file under --junit); Ctrl-C exits 130 and an unexpected exception 4, each with
+    one line (one JSON object), never a traceback unless --debug."""
     args = list(sys.argv[1:] if argv is None else argv)
+    fmt = "json" if _wants_json(args) else "table"
+    if sys.stdout is None:  # started with stdout closed (>&-): nowhere to say the verdict
+        _output_failed(OSError(errno.EBADF, "standard output is closed"))
     try:
         cli.main(args=args, prog_name="gradcheck", standalone_mode=False)
     except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
-        sys.exit(2)
+        _fail(GradcheckError("interrupted", "interrupted (Ctrl-C); nothing was checked."), fmt,
+              code=EXIT_INTERRUPTED)
     except click.ClickException as exc:
         message = escape_controls(exc.format_message())
-        if _wants_json(args):
-            _fail(GradcheckError("usage", message), "json")
+        junit = _option_value(args, "--junit")
+        also = None
+        if junit and junit.strip():
+            also = _try_write(junit, junit_xml.error_xml(None, GradcheckError("usage", message)))
+        if fmt == "json":
+            _fail(GradcheckError("usage", message), "json", also=also)
         ctx = getattr(exc, "ctx", None)
-        if ctx is not None:
-            click.echo(ctx.get_usage(), err=True)
-            click.echo(f"Try '{ctx.command_path} --help' for help.\n", err=True)
-        click.echo(f"Error: {message}", err=True)
+        try:
+            if ctx is not None:
+                click.echo(ctx.get_usage(), err=True)
+                click.echo(f"Try '{ctx.command_path} --help' for help.\n", err=True)
+            click.echo(f"Error: {message}", err=True)
+            if also:
+                click.echo(f"gradcheck: error: also, {also}", err=True)
+        except OSError:
+            pass
         sys.exit(2)
+    except KeyboardInterrupt:
+        _fail(GradcheckError("interrupted", "interrupted (Ctrl-C); nothing was checked."), fmt,
+              code=EXIT_INTERRUPTED)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, not a traceback
+        if isinstance(exc, OSError) and exc.errno in _OUTPUT_ERRNOS:
+            _output_failed(exc)
+        if "--debug" in args:
+            raise
+        what = escape_controls(f"{type(exc).__name__}: {exc}")[:300]
+        _fail(GradcheckError(
+            "internal", f"internal error ({what}). This is a bug in gradcheck, not in your formula: "
+            "please report it with the command that caused it (--debug shows the traceback)."),
+            fmt, code=EXIT_INTERNAL)
+
+
+def _output_failed(exc: OSError) -> NoReturn:
+    """stdout closed or full: say so on stderr (if it is still there), exit 2."""
+    try:
+        sys.stderr.write(f"gradcheck: error: cannot write the report: {exc.strerror or exc}.\n")
+        sys.stderr.flush()
+    except OSError:
+        pass
+    try:  # keep Python's own flush at exit from failing loudly on the same closed stream
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+    except OSError:
+        pass
+    os._exit(2)

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import re
 
-_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+# control characters, lone surrogates, and the invisible formatting characters that reorder or
+# hide text (bidi overrides U+202A-E and U+2066-9, zero-width U+200B-F, U+2060-4, BOM U+FEFF)
+_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\ud800-\udfff\u200b-\u200f\u202a-\u202e"
+                      "\u2060-\u2064\u2066-\u2069\ufeff]")
 
 
 def escape_controls(text: str) -> str:

@@ -203,7 +203,12 @@ def judge_cells(
         judged = ran & has_ref
         c[judged] = np.where(passed[judged], PASS, FAIL)
         if not (by_estimate and estimate is not None) and rounding is not None and v in rounding:
-            by_rounding = judged & passed & ~plain
+            undetermined = judged & np.isinf(rounding[v])
+            c[undetermined] = NOJUDGE
+            w[undetermined] = reasons.add(
+                "f′ is not determined in float arithmetic here: rounding one step by eps changes it "
+                "completely (the formula is too ill-conditioned at this point to check any float code)")
+            by_rounding = judged & passed & ~plain & ~undetermined
             if by_rounding.any():
                 w[by_rounding] = reasons.add(
                     "within the float rounding of this formula: a correct derivative code moves by "

@@ -8,12 +8,15 @@ never as markup, so `[bold red]x` prints literally.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from typing import Any
 
 import numpy as np
-from rich.console import Group, RenderableType
+from rich import box
+from rich.console import Console, Group, RenderableType
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -30,6 +33,8 @@ def fmt(x: float, digits: int) -> str:
         return "nan"
     if math.isinf(x):
         return "inf" if x > 0 else "-inf"
+    if x == 0:
+        return "0"  # never "-0"
     return f"{x:.{digits}g}"
 
 
@@ -127,9 +132,11 @@ def verdict_text(report: Report) -> str:
             return (f"{PASS} no disagreement{where}: " + (_strict_text(report) or "nothing was contradicted")
                     + (" (--strict fails this)" if lenient else ""))
         if not others:
-            text = f"all {len(ran)} methods that ran agree"
+            text = (f"all {len(ran)} methods that ran agree" if len(ran) > 1
+                    else f"the one method that ran, {ran[0].name}, agrees")
         else:
-            text = f"{len(agree)} of {len(ran)} methods agree"
+            text = f"{len(agree)} of {len(ran)} methods agree" if len(agree) > 1 else \
+                f"{agree[0].name} agrees"
         text = f"{PASS} {text} with the reference ({report.reference}){where}"
         if others:
             text += "; " + ", ".join(f"{m.name} {_what_else(m, report)}" for m in others)
@@ -288,25 +295,78 @@ def _title(report: Report) -> Text:
     return title
 
 
-def render_table(report: Report, digits: int = 10) -> RenderableType:
-    table = Table(title=_title(report), title_justify="left", show_lines=True)
-    table.add_column("∂f/∂", style="bold", no_wrap=True, min_width=4)
+def _plain(t: Text | str, ascii_only: bool) -> Text:
+    """A cell as it will be drawn: in ASCII when the terminal cannot encode Unicode, converted
+    before the table is measured, so columns stay aligned."""
+    t = t if isinstance(t, Text) else Text(t)
+    return Text(to_ascii(t.plain)) if ascii_only else t
+
+
+def _wide_table(report: Report, digits: int, boxes: box.Box, ascii_only: bool = False) -> Table:
+    """One row per variable, one column per method."""
+    a = ascii_only
+    table = Table(title=_plain(_title(report), a), title_justify="left", show_lines=True, box=boxes)
+    table.add_column(_plain("∂f/∂", a), style="bold", no_wrap=True, min_width=4)
     single = report.size == 1
     if single:
         head = "exact\n(reference)" if report.reference == "exact" else f"reference\n({report.reference})"
-        table.add_column(head, justify="right", overflow="fold")
+        table.add_column(head, justify="right", no_wrap=True)
     for m in report.methods:
-        table.add_column(m.name, justify="right", overflow="fold")
+        table.add_column(m.name, justify="right", no_wrap=True)
     for v in report.wrt:
         if single:
-            table.add_row(Text(v), _reference_cell(report, v, digits),
-                          *(_cell(m, v, digits) for m in report.methods))
+            table.add_row(_plain(v, a), _plain(_reference_cell(report, v, digits), a),
+                          *(_plain(_cell(m, v, digits), a) for m in report.methods))
         else:
-            table.add_row(Text(v), *(_summary_cell(report, m, v) for m in report.methods))
+            table.add_row(_plain(v, a), *(_plain(_summary_cell(report, m, v), a) for m in report.methods))
+    return table
+
+
+def _long_table(report: Report, digits: int, boxes: box.Box, ascii_only: bool = False) -> Table:
+    """One row per variable and method: fits a narrow terminal."""
+    a = ascii_only
+    table = Table(title=_plain(_title(report), a), title_justify="left", show_lines=False, box=boxes)
+    table.add_column(_plain("∂f/∂", a), style="bold", no_wrap=True)
+    table.add_column("method", no_wrap=True)
+    table.add_column(_plain("value · error", a), justify="right", no_wrap=True)
+    single = report.size == 1
+    for v in report.wrt:
+        if single:
+            table.add_row(_plain(v, a), Text("reference"), _plain(_reference_cell(report, v, digits), a))
+        for m in report.methods:
+            cell = _cell(m, v, digits) if single else _summary_cell(report, m, v)
+            table.add_row(_plain(v, a), Text(m.name), _plain(cell, a))
+    return table
+
+
+def _fits(table: Table, width: int) -> bool:
+    console = Console(width=100_000, file=io.StringIO())  # measure unclamped
+    # the widest a column's content needs: numbers are never folded, so it must all fit
+    return Measurement.get(console, console.options, table).maximum <= width
+
+
+def render_table(report: Report, digits: int = 10, width: int | None = None,
+                 ascii_only: bool = False) -> RenderableType:
+    """The report as rich renderables. With `width`, the layout that fits: one column per method,
+    else one row per variable and method, else plain lines; numbers are never split across
+    lines. `ascii_only` draws the boxes in ASCII (for terminals that cannot encode box lines)."""
+    boxes = box.ASCII2 if ascii_only else box.HEAVY_HEAD
+    table: RenderableType = _wide_table(report, digits, boxes, ascii_only)
+    if width is not None and not _fits(table, width):  # type: ignore[arg-type]
+        table = _long_table(report, digits, boxes, ascii_only)
+        if not _fits(table, width):  # type: ignore[arg-type]
+            table = _plain_lines(report, digits)
     lines: list[RenderableType] = []
+    single = report.size == 1
+    if report.description:
+        lines.append(Text(report.description, style="italic"))
     if single:
-        lines.append(Text(f"f({point_text(report, digits)}) = {fmt(float(report.f[0]), digits)}"))
-    lines.append(table)
+        lines.append(Text(f"f({point_text(report, digits)}) = {fmt(float(report.f[0]), digits)}",
+                          no_wrap=True, overflow="ignore"))  # never split a number
+    if not report.wrt:
+        lines.append(Text("the formula has no variables: there is no derivative to check", style="yellow"))
+    else:
+        lines.append(table)
     for m in report.methods:
         if m.steps is not None and m.ran and single:
             steps = ", ".join(f"h_{k}={fmt(float(h[0]), 3)}" for k, h in m.steps.items())
@@ -329,7 +389,36 @@ def render_table(report: Report, digits: int = 10) -> RenderableType:
         lines.append(Text(formula))
     style = {"pass": "bold green", "fail": "bold red"}.get(report.verdict, "bold yellow")
     lines.append(Text(verdict_text(report), style=style))
+    if width is not None and width < 40:  # too narrow to wrap prose without splitting numbers
+        for line in lines:
+            if isinstance(line, Text):
+                line.no_wrap, line.overflow = True, "ignore"
     return Group(*lines)
+
+
+def _plain_lines(report: Report, digits: int) -> Text:
+    """The narrowest layout: one line per value, no table."""
+    out = Text(no_wrap=True, overflow="ignore")  # the narrowest layout: never split a number
+    out.append_text(_title(report))
+    for v in report.wrt:
+        for m in report.methods:
+            cell = _cell(m, v, digits) if report.size == 1 else _summary_cell(report, m, v)
+            out.append(f"\n∂f/∂{v} {m.name}: ")
+            out.append_text(Text(" ").join(cell.split("\n")))
+    return out
+
+
+ASCII = {"✓": "ok", "✗": "X", "∂": "d", "≈": "~", "·": "*", "∞": "inf", "⁻": "-", "⁺": "+",
+         "′": "'", "σ": "s", "ρ": "rho", "→": "->", "…": "...", "×": "x", "−": "-", "±": "+/-",
+         "≤": "<=", "≥": ">=", "∇": "grad ", "√": "sqrt", "—": "-", "–": "-", "∈": "in"}
+
+
+def to_ascii(text: str, encoding: str = "ascii") -> str:
+    """Text a terminal that cannot encode Unicode can still show: the symbols gradcheck uses
+    spelled in ASCII, anything else replaced."""
+    for symbol, plain in ASCII.items():
+        text = text.replace(symbol, plain)
+    return text.encode(encoding, errors="replace").decode(encoding, errors="replace")
 
 
 def _cell_notes(report: Report) -> list[str]:
@@ -460,6 +549,7 @@ def report_dict(report: Report, per_point: bool = False) -> dict[str, Any]:
         methods.append(entry)
     out: dict[str, Any] = {
         "expression": report.expression,
+        "description": report.description,
         "point": _numbers(report.point) if single else None,
         "value": json_number(report.value) if single else None,
         "wrt": report.wrt,
@@ -491,7 +581,7 @@ def report_dict(report: Report, per_point: bool = False) -> dict[str, Any]:
             "reference_source": {v: [str(x) or None for x in a] for v, a in report.reference_source.items()},
         }
     if report.formulas:
-        out["formulas"] = report.formulas
+        out["formulas"] = report.formula_lines or report.formulas
     return out
 
 
@@ -512,7 +602,9 @@ def error_json(error: GradcheckError) -> str:
 
 
 def _md_escape(s: str) -> str:
-    return s.replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`").replace("*", "\\*")
+    for ch in "\\|`*_[]<>#":
+        s = s.replace(ch, "\\" + ch)
+    return s
 
 
 def _md_cell(m: MethodReport, v: str, digits: int) -> str:
@@ -532,9 +624,10 @@ def to_markdown(report: Report, digits: int = 10) -> str:
     lines = [
         f"### gradcheck `{one_line(report.expression).replace('`', '')}`",
         "",
-        f"reference: {reference_label(report)}",
-        "",
     ]
+    if report.description:
+        lines += [_md_escape(one_line(report.description)), ""]
+    lines += [f"reference: {reference_label(report)}", ""]
     single = report.size == 1
     if single:
         lines += [f"f({_md_escape(point_text(report, digits))}) = {fmt(float(report.f[0]), digits)}", ""]

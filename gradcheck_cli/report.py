@@ -165,6 +165,8 @@ class Report:
     verdict: str  # pass | fail | inconclusive
     diagnostics: list[Diagnostic] = field(default_factory=list)
     formulas: dict[str, str] = field(default_factory=dict)  # symbolic derivative, pretty text
+    formula_lines: dict[str, str] = field(default_factory=dict)  # the same, one line each (JSON)
+    description: str = ""  # the check file's description
     exact_text: dict[int, dict[str, str]] = field(default_factory=dict)  # point -> v -> digits
     reference_source: dict[str, np.ndarray] = field(default_factory=dict)  # v -> (K,) source names
     reference_values: dict[str, np.ndarray] = field(default_factory=dict)  # v -> (K,) float64
@@ -211,6 +213,17 @@ class Report:
             elif corner[0]:
                 out[v] = (float(left[0]), float(right[0]))
         return out
+
+    def to_dict(self, per_point: bool = False) -> dict[str, Any]:
+        """The report as the JSON object `--format json` prints (strict: no NaN or Infinity)."""
+        from .render import report_dict
+
+        return report_dict(self, per_point)
+
+    def to_json(self, per_point: bool = False) -> str:
+        from .render import to_json
+
+        return to_json(self, per_point)
 
     def method(self, name: str) -> MethodReport:
         for m in self.methods:

@@ -64,24 +64,39 @@ def rounding_response(
     n = len(graph.nodes)
     signs = _sign_patterns(n + len(edges))
     lead = (-1,) + (1,) * len(shape)
-    size = PERTURBATION * float(np.finfo(dtype).eps)
-    interp = Shifted(point, "", np.zeros(shape), dtype, signs=(signs[:, :n], signs[:, :n]),
-                     size=PERTURBATION)
-    moved_values = walk(graph, interp)
-
-    floor = size * float(np.finfo(dtype).tiny)  # a partial that underflowed is off absolutely
-
-    def perturb(i: int, j: int, partial: np.ndarray) -> np.ndarray:
-        sign = signs[:, n + edges[(i, j)]].reshape(lead)
-        return partial * (1 + size * sign) + floor * sign
-
-    moved = gradient_from_values(graph, moved_values, wrt, perturb=perturb)
     nominal = gradient(graph, point, wrt, dtype)
+
+    def deviation(scale: float) -> dict[str, np.ndarray]:
+        """How far the gradient moves with every rounding moved by ±scale eps."""
+        size = scale * float(np.finfo(dtype).eps)
+        floor = size * float(np.finfo(dtype).tiny)  # a partial that underflowed: off absolutely
+        interp = Shifted(point, "", np.zeros(shape), dtype, signs=(signs[:, :n], signs[:, :n]),
+                         size=scale)
+
+        def perturb(i: int, j: int, partial: np.ndarray) -> np.ndarray:
+            sign = signs[:, n + edges[(i, j)]].reshape(lead)
+            return partial * (1 + size * sign) + floor * sign
+
+        moved = gradient_from_values(graph, walk(graph, interp), wrt, perturb=perturb)
+        out = {}
+        with np.errstate(all="ignore"):
+            for v in wrt:
+                g = np.asarray(nominal[v], dtype=np.float64)
+                m = np.asarray(moved[v], dtype=np.float64)
+                dev = np.abs(m - g).max(axis=0) if m.ndim > g.ndim else np.abs(m - g)
+                out[v] = np.where(np.isfinite(dev), dev, np.inf)
+        return out
+
+    big, small = deviation(PERTURBATION), deviation(PERTURBATION / 64)
     out = {}
     with np.errstate(all="ignore"):
         for v in wrt:
-            g = np.asarray(nominal[v], dtype=np.float64)
-            m = np.asarray(moved[v], dtype=np.float64)
-            dev = np.abs(m - g).max(axis=0) if m.ndim > g.ndim else np.abs(m - g)
-            out[v] = np.broadcast_to(np.where(np.isfinite(dev), dev, np.inf) / PERTURBATION, shape).copy()
+            # A well-conditioned gradient moves 64× more under a 64× larger move. One that moves
+            # about as much either way is decided by rounding alone (sin(x*1e300) at 1e8: any
+            # eps in the argument changes cos completely): ρ = inf, "not determined in floats".
+            saturated = (small[v] > 0) & (big[v] < 8 * small[v])
+            rho = np.where(saturated, np.inf, big[v] / PERTURBATION)
+            # a gradient that is not finite is no rounding matter (0 · ∞ is judged as it is)
+            rho = np.where(np.isfinite(np.asarray(nominal[v], dtype=np.float64)), rho, 0.0)
+            out[v] = np.broadcast_to(rho, shape).copy()
     return out

@@ -65,6 +65,11 @@ def draw(
         except (TypeError, ValueError):
             raise GradcheckError("bad-value", f"the domain of {v} must be two numbers (LO, HI).") from None
         check_interval(v, lo, hi)
+        with np.errstate(all="ignore"):
+            wide = not (np.isfinite(dtype(lo)) and np.isfinite(dtype(hi)))
+        if wide:
+            raise GradcheckError("bad-value", f"--domain {v}={lo:g}:{hi:g} is outside the range of "
+                                 f"{np.dtype(dtype).name}.")
         if v in fixed:
             raise GradcheckError("usage", f"--domain gives {v} an interval, but --at fixes it to "
                                  f"{fixed[v]:g}; give one or the other.")

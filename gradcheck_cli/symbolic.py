@@ -157,6 +157,7 @@ def stages(
     yield "float", evaluate_float(prep, points)
     if formulas:
         yield "formulas", formula_texts(prep)
+        yield "formula-lines", {v: _short(prep, j, 10_000) for j, v in enumerate(prep.wrt)}
     if exact_digits:
         yield from _exact_stage(prep, points, exact_digits, exact_points)
 
@@ -287,7 +288,14 @@ def exact_values(prep: Prepared, point: list[float], digits: int) -> tuple[dict[
         # Still moving after the last precision: only values indistinguishable from zero do
         # that (noise of 10^-dps around a true 0, as in cos(x)**2 + sin(x)**2 - 1).
         for v, b in zip(prep.wrt, values):
-            out.setdefault(v, "0" if abs(b) < mpmath.mpf(10) ** (-dps_low // 2) else "nan")
+            if v in out:
+                continue
+            if abs(b) < mpmath.mpf(10) ** (-dps_low // 2):
+                out[v] = "0"
+            else:  # never a made-up value: say it did not converge, and the cell falls back
+                out[v] = "nan"
+                why[v] = (f"the exact evaluation did not settle within {dps_low:,} digits "
+                          "(cancellation too deep); the reference falls back")
     for j, v in enumerate(prep.wrt):
         if out[v] == "nan" and v not in why:
             text = _short(prep, j)
@@ -325,6 +333,7 @@ class SymbolicResult:
     gradient: dict[str, Any] | None  # per variable: an array over the batch (a float for one point)
     note: str | None = None  # why the float64 derivative could not be had
     formulas: dict[str, str] = field(default_factory=dict)  # name -> pretty derivative
+    formula_lines: dict[str, str] = field(default_factory=dict)  # name -> one-line derivative
     exact: dict[int, dict[str, str]] = field(default_factory=dict)  # point -> name -> digits
     exact_why: dict[int, dict[str, str]] = field(default_factory=dict)  # point -> name -> why nan
     exact_note: str | None = None  # why the exact derivative could not be had (everywhere left)
@@ -379,6 +388,8 @@ class Job:
                 r.gradient = value
             elif kind == "formulas":
                 r.formulas = value
+            elif kind == "formula-lines":
+                r.formula_lines = value
             elif kind == "exact":
                 k, texts, why = value
                 r.exact[k] = texts

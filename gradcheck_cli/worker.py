@@ -15,6 +15,8 @@ recursion limit does not bound memory, so the symbolic work runs in a child proc
 - it dies with the parent whatever kills the parent (PR_SET_PDEATHSIG on Linux, and a check
   that the parent is still the one that forked it), ignores Ctrl-C (the parent handles it and
   kills the worker), and does not hold the caller's stdout or stderr open (both /dev/null).
+  PR_SET_PDEATHSIG follows the forking *thread*: a worker started from a thread ends with it,
+  which is why each thread has its own (`shared`).
 
 A request is a generator function `fn(state, *args)`: each value it yields is sent back as soon
 as it is ready, so work finished before a deadline (a float64 derivative, say) is kept even
@@ -69,7 +71,12 @@ def _limit_memory(budget: int | None) -> None:
     if now is None:
         return
     limit = now + budget
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    # An existing `ulimit -v` (the hard limit) cannot be raised: stay within it rather than fail
+    # to start, which would silently lose the symbolic column.
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard if hard != resource.RLIM_INFINITY else limit))
 
 
 def _die_with_parent(parent_pid: int) -> None:
