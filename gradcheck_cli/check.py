@@ -33,7 +33,7 @@ import numpy as np
 from . import judge, kinks, probe, reverse, sampling, symbolic
 from .errors import GradcheckError
 from .explain import describe_trouble, node_texts
-from .graph import Graph, evaluate, first_trouble, natural_key
+from .graph import Graph, evaluate, first_trouble, natural_key, some_names
 from .interpret import backward
 from .judge import Reasons, Reference, Special
 from .limits import DEFAULT_LIMITS, Limits
@@ -961,18 +961,18 @@ def _validate_point(graph: Graph, point: Mapping[str, Any], require_all: bool
                 "be given a value; rename the variable.",
             )
         if name not in graph.var_nodes:
-            known = ", ".join(graph.variables) or "none"
             raise GradcheckError(
                 "unknown-variable",
-                f"--at names {name!r}, which is not a variable of the formula "
-                f"(its variables: {known}).",
+                f"the point gives a value for {some_names([name])!r}, which is not a variable of the "
+                f"formula (its variables: {some_names(graph.variables)}).",
             )
     missing = [v for v in graph.variables if v not in point]
     if missing and require_all:
         raise GradcheckError(
             "missing-value",
-            f"no value for {', '.join(missing)}: give every variable a value with "
-            f"--at, e.g. --at {','.join(f'{v}=1.0' for v in missing)}.",
+            f"no value for {some_names(missing)}: give every variable a value with "
+            f"--at, e.g. --at {','.join(f'{v}=1.0' for v in missing[:5])}"
+            + (" (or draw them with --sample N)." if len(missing) > 5 else "."),
         )
     arrays: dict[str, np.ndarray] = {}
     batched = False
@@ -1009,10 +1009,10 @@ def _validate_wrt(graph: Graph, wrt: Sequence[str] | None) -> list[str]:
     seen: list[str] = []
     for name in wrt:
         if name not in graph.var_nodes:
-            known = ", ".join(graph.variables) or "none"
             raise GradcheckError(
                 "unknown-variable",
-                f"--wrt names {name!r}, which is not a variable of the formula (its variables: {known}).",
+                f"--wrt names {some_names([name])!r}, which is not a variable of the formula "
+                f"(its variables: {some_names(graph.variables)}).",
             )
         if name not in seen:
             seen.append(name)

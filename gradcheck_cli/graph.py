@@ -101,6 +101,14 @@ class Graph:
         return d[self.output]
 
 
+def some_names(names: Sequence[str], most: int = 10, width: int = 40) -> str:
+    """Names for a message: at most `most`, each cut to `width` characters, and how many more
+    (a formula may have 30,000 variables; an error line must stay one line)."""
+    shown = [n if len(n) <= width else n[: width - 1] + "…" for n in list(names)[:most]]
+    more = len(names) - len(shown)
+    return (", ".join(shown) or "none") + (f" and {more:,} more" if more > 0 else "")
+
+
 def natural_key(name: str) -> list[object]:
     """Sort key that puts x2 before x10. Digit runs compare by length, then text (after leading
     zeros), never through int(): a name may carry thousands of digits."""

@@ -23,7 +23,7 @@ import numpy as np
 
 from .errors import GradcheckError
 from .explain import describe_trouble
-from .graph import Graph, evaluate, first_trouble
+from .graph import Graph, evaluate, first_trouble, some_names
 
 DEFAULT_DOMAIN = (-2.0, 2.0)  # as WeBWorK's default; give --domain for anything else
 REDRAWS = 20
@@ -74,10 +74,10 @@ def draw(
             raise GradcheckError("usage", f"--domain gives {v} an interval, but --at fixes it to "
                                  f"{fixed[v]:g}; give one or the other.")
         if v not in graph.var_nodes:
-            known = ", ".join(graph.variables) or "none"
             raise GradcheckError(
                 "unknown-variable",
-                f"--domain names {v!r}, which is not a variable of the formula (its variables: {known}).")
+                f"--domain names {some_names([v])!r}, which is not a variable of the formula "
+                f"(its variables: {some_names(graph.variables)}).")
     box = {v: tuple(domain.get(v, DEFAULT_DOMAIN)) for v in graph.variables if v not in fixed}
     if not box:
         raise GradcheckError("usage", f"--sample {n} draws nothing: --at fixes every variable; "
