@@ -29,8 +29,26 @@ def _clean(text: str) -> str:
     return _NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
-def _suite(name: str) -> ET.Element:
-    return ET.Element("testsuite", name=name)
+TITLE_CHARS = 60  # the formula in names and titles: its start, then "…" and the node count
+
+
+def short_formula(expression: str, nodes: int | None = None) -> str:
+    """The formula for a name or title: whole when short, else its start + "… (N nodes)". The
+    whole formula is written once, as the suite's property, not once per test case (5,000
+    variables × a long formula made a 578 MB file)."""
+    one = " ".join(expression.split())
+    if len(one) <= TITLE_CHARS:
+        return one
+    size = f", {nodes:,} nodes" if nodes else ""
+    return f"{one[:TITLE_CHARS]}… ({len(one):,} characters{size})"
+
+
+def _suite(name: str, expression: str | None = None) -> ET.Element:
+    suite = ET.Element("testsuite", name=name)
+    if expression is not None:
+        props = ET.SubElement(suite, "properties")
+        ET.SubElement(props, "property", name="expression", value=expression)
+    return suite
 
 
 def _finish(suite: ET.Element) -> str:
@@ -49,12 +67,13 @@ def _finish(suite: ET.Element) -> str:
 
 
 def report_xml(report: Report) -> str:
-    suite = _suite(f"gradcheck {report.expression}")
+    title = short_formula(report.expression, report.nodes)
+    suite = _suite(f"gradcheck {title}", report.expression)
+    classname = f"gradcheck.{title}"
     many = report.size > 1
     for v in report.wrt:
         for m in report.methods:
-            case = ET.SubElement(suite, "testcase", classname=f"gradcheck.{report.expression}",
-                                 name=f"d/d{v} {m.name}")
+            case = ET.SubElement(suite, "testcase", classname=classname, name=f"d/d{v} {m.name}")
             if not m.ran or m.cells is None:
                 ET.SubElement(case, "skipped", message=f"{m.name} could not run: {m.note}")
                 continue
@@ -72,7 +91,7 @@ def report_xml(report: Report) -> str:
                               + (f" (at {len(c)} points)" if many else ""))
     if report.strict and any(m.cells is not None and np.isin(m.cells.code[v], judge.LENIENT).any()
                              for m in report.methods for v in report.wrt):
-        case = ET.SubElement(suite, "testcase", classname=f"gradcheck.{report.expression}",
+        case = ET.SubElement(suite, "testcase", classname=classname,
                              name="differentiable at the point (--strict)")
         sides = "; ".join(f"d/d{v}: left {float(lo[0]) if not many else float('nan'):g}, "
                           f"right {float(hi[0]) if not many else float('nan'):g}"
@@ -80,14 +99,14 @@ def report_xml(report: Report) -> str:
         ET.SubElement(case, "failure",
                       message=f"not differentiable at this point: {sides or verdict_text(report)}")
     if report.verdict == "inconclusive":
-        case = ET.SubElement(suite, "testcase", classname=f"gradcheck.{report.expression}",
-                             name="verdict")
+        case = ET.SubElement(suite, "testcase", classname=classname, name="verdict")
         ET.SubElement(case, "error", type="inconclusive", message=verdict_text(report))
     return _finish(suite)
 
 
 def error_xml(expression: str | None, error: GradcheckError) -> str:
-    suite = _suite(f"gradcheck {expression or ''}".strip())
-    case = ET.SubElement(suite, "testcase", classname="gradcheck", name=expression or "(input)")
+    title = short_formula(expression) if expression else ""
+    suite = _suite(f"gradcheck {title}".strip(), expression)
+    case = ET.SubElement(suite, "testcase", classname="gradcheck", name=title or "(input)")
     ET.SubElement(case, "error", type=error.kind, message=error.message)
     return _finish(suite)

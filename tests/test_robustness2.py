@@ -262,3 +262,16 @@ def test_the_check_file_description_is_shown_in_every_format(tmp_path: Path, fmt
                     encoding="utf-8")
     result = run("--file", str(path), "--format", fmt)
     assert result.exit_code == 0 and "the lecture neuron" in result.output
+
+
+def test_junit_writes_a_long_formula_once(tmp_path: Path) -> None:
+    # 300 variables: the formula was repeated in every one of 1,200 test cases
+    formula = "+".join(f"x{i}*y{i}" for i in range(150))
+    at = ",".join(f"{v}{i}=1" for i in range(150) for v in "xy")
+    path = tmp_path / "r.xml"
+    result = run(formula, "--at", at, "--methods", "reverse,forward", "--reference", "complex",
+                 "--junit", str(path))
+    assert result.exit_code == 0, result.output[-500:]
+    text = path.read_text(encoding="utf-8")
+    assert text.count(formula) == 1  # as the suite's property, once
+    assert text.count("<testcase") == 600 and "characters" in text
