@@ -12,7 +12,8 @@ Conventions:
   give its own shape, JVP and VJP.
 - `partials[j](out, *args)` is d(out)/d(args[j]); it receives the node's own output `out` so
   exp, sigmoid, tanh, sqrt reuse it. An n-ary rule (max, min) has one partial
-  `partials[0](j, out, *args)` for every argument.
+  `partials[0](j, out, *args)` for every argument; what all of a node's partials share (max's
+  tie count) is its `shared(out, args)`, computed once per node, so m arguments cost O(m).
 - Values are computed stably where the primitive is a library function (sigmoid(-800) and
   softplus(800) are exact); what a user writes out by hand keeps its own numerics.
 - Partials are numpy functions of numpy arrays; they are not written in the table's own ops,
@@ -31,6 +32,7 @@ Conventions:
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -116,29 +118,80 @@ def _mpmath_complex_one(fn: Callable[[Any, Any], Any], z: complex, flat: bool) -
     return w
 
 
-def _mpmath_complex(fn: Callable[[Any, Any], Any], z: Array, flat: bool = False) -> Array:
-    """fn(mpmath, z) elementwise on a complex array, rounded once to complex (the arrays are small)."""
+def _mpmath_complex(fn: Callable[[Any, Any], Any], z: Array, flat: bool = False,
+                    taylor: Callable[[Any, Any], tuple[Any, Any, Any, Any]] | None = None) -> Array:
+    """fn(mpmath, z) elementwise on a complex array, rounded once to complex (the arrays are small).
+
+    With `taylor(mp, x)` = (f, f′, f″, f‴) at a real x: where Im z is tiny (a complex step),
+    f(x + iy) = f - y²/2 f″ + i (y f′ - y³/6 f‴) + O(y⁴ f⁗), evaluated in mpmath at 40 digits
+    from real functions only. |y| (|x| + 1) <= 1e-12 makes the next terms smaller than 1e-48
+    relative to the ones kept, so this is as accurate as the direct evaluation, which needs
+    hundreds of digits there (erf(25 + 1e-30 i): ~0.2 s an element)."""
     z = np.asarray(z)
     out = np.empty(z.shape, dtype=z.dtype if z.dtype.kind == "c" else np.complex128)
     for index, v in np.ndenumerate(z):
-        out[index] = _mpmath_complex_one(fn, complex(v), flat)
+        w = complex(v)
+        if taylor is not None and _tiny_imaginary(w):
+            out[index] = _taylor_complex_one(taylor, w)
+        else:
+            out[index] = _mpmath_complex_one(fn, w, flat)
     return out
+
+
+def _tiny_imaginary(z: complex) -> bool:
+    return math.isfinite(z.real) and math.isfinite(z.imag) and abs(z.real) <= 1e4 \
+        and abs(z.imag) * (abs(z.real) + 1.0) <= 1e-12
+
+
+def _taylor_complex_one(taylor: Callable[[Any, Any], tuple[Any, Any, Any, Any]], z: complex) -> complex:
+    import mpmath
+
+    with mpmath.workdps(40):
+        x, y = mpmath.mpf(z.real), mpmath.mpf(z.imag)
+        f0, f1, f2, f3 = taylor(mpmath, x)
+        return complex(mpmath.mpc(f0 - y * y / 2 * f2, y * f1 - y**3 / 6 * f3))
+
+
+def _erf_taylor(mp: Any, x: Any) -> tuple[Any, Any, Any, Any]:
+    d1 = 2 / mp.sqrt(mp.pi) * mp.exp(-x * x)  # erf′ = 2/√π e^(-x²)
+    return mp.erf(x), d1, -2 * x * d1, (4 * x * x - 2) * d1
+
+
+def _gelu_taylor(mp: Any, x: Any) -> tuple[Any, Any, Any, Any]:
+    # gelu = x Φ(x), Φ(x) = erfc(-x/√2)/2 (no cancellation in the left tail), φ = Φ′
+    cdf = mp.erfc(-x / mp.sqrt(2)) / 2
+    pdf = mp.exp(-x * x / 2) / mp.sqrt(2 * mp.pi)
+    return x * cdf, cdf + x * pdf, pdf * (2 - x * x), pdf * (x**3 - 4 * x)
 
 
 def erf_complex(z: Array) -> Array:
     """Elementwise erf of complex arrays."""
-    return _mpmath_complex(lambda mp, w: mp.erf(w), z, flat=True)
+    return _mpmath_complex(lambda mp, w: mp.erf(w), z, flat=True, taylor=_erf_taylor)
 
 
 def gelu_complex(z: Array) -> Array:
     """Elementwise gelu of complex arrays, all of it in mpmath: in float arithmetic, z/√2 would be
     rounded before erfc, which moves erfc(21) (gelu at -30) by 1e-13 relative."""
-    return _mpmath_complex(lambda mp, w: w * mp.erfc(-w / mp.sqrt(2)) / 2, z)
+    return _mpmath_complex(lambda mp, w: w * mp.erfc(-w / mp.sqrt(2)) / 2, z, taylor=_gelu_taylor)
 
 
-def _max_partial(j: int, out: Array, *args: Array) -> Array:
+def _tie_count(out: Array, args: tuple[Array, ...]) -> Array:
+    """How many arguments of max (min) equal its value, per point."""
     ties = sum((a == out) * 1.0 for a in args)
+    return ties
+
+
+def _max_partial(j: int, out: Array, *args: Array, shared: Array | None = None) -> Array:
+    """∂max/∂args[j]: ties share evenly. `shared` is the tie count (`_tie_count`), computed once
+    per node by `Rule.partial` rather than once per argument (which made a node of m arguments
+    cost m² comparisons)."""
+    ties = _tie_count(out, args) if shared is None else shared
     return (args[j] == out) / ties
+
+
+# One entry per thread: the last n-ary node's (rule, out, args) and what its partials share.
+# Both AD modes ask for every partial of a node in a row, with the same `args` tuple.
+_SHARED = threading.local()
 
 
 @dataclass(frozen=True)
@@ -154,10 +207,21 @@ class Rule:
     directional: Callable[..., Array] | None = None
     gap: Callable[..., tuple[Array, Array]] | None = None
     complex_value: Callable[..., Array] | None = None  # `value` for complex arguments, if it differs
+    # n-ary rules only: shared(out, args) is what all partials of one node have in common
+    # (max's tie count), passed to the partial as `shared=`, computed once per node
+    shared: Callable[..., Array] | None = None
 
     def partial(self, j: int, out: Array, args: tuple[Array, ...]) -> Array:
         if self.arity is None:
-            return self.partials[0](j, out, *args)
+            if self.shared is None:
+                return self.partials[0](j, out, *args)
+            # identity, not equality: the entry holds `out` and `args` themselves, so neither
+            # can be freed and its id reused while the entry lives
+            entry = getattr(_SHARED, "entry", None)
+            if entry is None or entry[0] is not self or entry[1] is not out or entry[2] is not args:
+                entry = (self, out, args, self.shared(out, args))
+                _SHARED.entry = entry
+            return self.partials[0](j, out, *args, shared=entry[3])
         return self.partials[j](out, *args)
 
 
@@ -203,12 +267,12 @@ RULES: dict[str, Rule] = {
         gap=lambda a, t: (a[0], t[0]),
     ),
     "max": _rule(
-        lambda *a: _reduce(np.maximum, a), _max_partial, arity=None, smooth=False,
+        lambda *a: _reduce(np.maximum, a), _max_partial, arity=None, smooth=False, shared=_tie_count,
         directional=lambda o, a, t: _tied_tangent(np.max, o, a, t),
         gap=lambda a, t: _top_two_gap(a, t, largest=True),
     ),
     "min": _rule(
-        lambda *a: _reduce(np.minimum, a), _max_partial, arity=None, smooth=False,
+        lambda *a: _reduce(np.minimum, a), _max_partial, arity=None, smooth=False, shared=_tie_count,
         directional=lambda o, a, t: _tied_tangent(np.min, o, a, t),
         gap=lambda a, t: _top_two_gap(a, t, largest=False),
     ),
@@ -286,18 +350,29 @@ def _tied_tangent(pick: Callable[..., Array], out: Array, args: tuple[Array, ...
 
 def _top_two_gap(args: tuple[Array, ...], tangents: tuple[Array, ...], largest: bool) -> tuple[Array, Array]:
     """Signed difference between the best and second-best argument, and its tangent (the
-    tangents carry a leading axis of directions, the arguments do not)."""
+    tangents carry a leading axis of directions, the arguments do not). Only the two tangents
+    picked at each point are read (not a stack of all m): O(directions) per distinct pick."""
     a = np.stack(np.broadcast_arrays(*args))
     order = np.argsort(-a if largest else a, axis=0, kind="stable")
     first, second = order[:1], order[1:2]
     g = np.take_along_axis(a, first, 0)[0] - np.take_along_axis(a, second, 0)[0]
-    t = np.stack(np.broadcast_arrays(*tangents))  # (m, D, ...)
-    shape = np.broadcast_shapes(t.shape[2:], a.shape[1:])
-    t = np.broadcast_to(t, t.shape[:2] + shape)
-    pick = [np.broadcast_to(o[:, None], (1, t.shape[1]) + shape) for o in (
-        np.broadcast_to(first, (1,) + shape), np.broadcast_to(second, (1,) + shape))]
-    dg = np.take_along_axis(t, pick[0], 0)[0] - np.take_along_axis(t, pick[1], 0)[0]
+    d = tangents[0].shape[0]
+    shape = np.broadcast_shapes(*(np.shape(t)[1:] for t in tangents), a.shape[1:])
+    dg = _pick(tangents, np.broadcast_to(first[0], shape), d, shape) \
+        - _pick(tangents, np.broadcast_to(second[0], shape), d, shape)
     return g, dg
+
+
+def _pick(tangents: tuple[Array, ...], index: Array, d: int, shape: tuple[int, ...]) -> Array:
+    """(d, *shape): at each point p, tangents[index[p]] (tangents (d, ...) broadcast to shape)."""
+    picks = np.unique(index)
+    if len(picks) == 1:
+        return np.array(np.broadcast_to(tangents[int(picks[0])], (d, *shape)), dtype=float)
+    out = np.empty((d, *shape))
+    for u in picks:
+        mask = np.broadcast_to(index == u, (d, *shape))
+        out[mask] = np.broadcast_to(tangents[int(u)], (d, *shape))[mask]
+    return out
 
 
 def _reduce(f: Callable[[Array, Array], Array], args: tuple[Array, ...]) -> Array:
