@@ -39,6 +39,7 @@ from .judge import Reasons, Reference, Special
 from .limits import DEFAULT_LIMITS, Limits
 from .methods import (
     DEFAULT_METHODS,
+    FINITE_MAX_WORK,
     METHODS,
     REFERENCE_CHAIN,
     REFERENCES,
@@ -145,8 +146,11 @@ def check(expression: str, point: Mapping[str, Any] | None = None, **options: An
     ctx = Context(graph, arrays, wrt, dtype, opts.step, values)
     results: dict[str, MethodResult] = {}
     for name in names:
-        if name != "symbolic":
-            results[name] = REGISTRY[name].run(ctx)
+        if name == "symbolic":
+            continue
+        asked_for = opts.methods is not None and name in opts.methods
+        skip = None if asked_for else REGISTRY[name].too_big(len(graph), len(wrt), k)
+        results[name] = MethodResult(None, skip) if skip else REGISTRY[name].run(ctx)
     kink = kinks.analyse(graph, arrays, wrt) if wrt else kinks.KinkAnalysis(points=k)
 
     sym: symbolic.SymbolicResult | None = None
@@ -290,6 +294,8 @@ class _Judging:
             return REGISTRY["symbolic"].run(self.ctx) if self.sym is not None else None
         if not need.any():
             return None
+        if REGISTRY[name].too_big(len(self.graph), len(self.wrt), int(need.sum())):
+            return None  # past its size limit: not even as a fallback reference
         have = self.fallbacks.get(name)
         if have is not None and getattr(have, "_computed_at", None) is not None and \
                 not (need & ~have._computed_at).any():  # type: ignore[attr-defined]
@@ -345,9 +351,20 @@ class _Judging:
                     g = np.where(np.isfinite(g), g, np.asarray(vals[v], dtype=np.float64))
             guess[v] = g
         self.sigma = judge.scale(guess, self.f, self.points)
+        if exact is not None:
+            none = ("no reference: the exact derivative is not finite here and no finite-difference "
+                    "fallback could run")
+        else:
+            sympy = ("SymPy was skipped" if self.sym is None or self.sym.gradient is None
+                     else "SymPy's value is not finite here")
+            fds = [n for n in ("complex", "richardson") if REGISTRY[n].too_big(
+                len(self.graph), len(self.wrt), self.k)]
+            fd = ("the finite differences are past their size limit" if len(fds) == 2
+                  else "no finite difference gave a reliable value")
+            none = f"no reference: {sympy}, and {fd}"
         return judge.assemble(self.wrt, self.k, exact[0] if exact else None,
                               exact[1] if exact else None, candidates, self.eps, self.reasons,
-                              self.sigma)
+                              self.sigma, none)
 
     # ---------------------------------------------------------------- what f does
     def _specials(self, refs: dict[str, Reference]) -> dict[str, Special]:
@@ -391,14 +408,20 @@ class _Judging:
                     bad = ~np.isfinite(res.values[v])
                     ad_bad[v] = ad_bad.get(v, np.zeros(self.k, bool)) | bad
         breakdown = self._breakdown(ad_bad)
+        # The probe costs 15 evaluations of f per cell: within the finite differences' size
+        # limit (cells where the AD broke first, then those without a reference).
+        budget = int(FINITE_MAX_WORK // (15 * max(1, len(self.graph))))
         for v in self.wrt:
             ref, sp = refs[v], specials[v]
-            todo = ~np.isfinite(ref.hi) | ad_bad.get(v, np.zeros(self.k, bool))
+            broke = ad_bad.get(v, np.zeros(self.k, bool))
+            todo = ~np.isfinite(ref.hi) | broke
             if sp.corner is not None:
                 todo &= ~sp.corner
             if ref.overflow is not None:
                 todo &= ~ref.overflow  # the exact value is known, only too large for floats
-            index = np.flatnonzero(todo)[:10_000]
+            index = np.concatenate([np.flatnonzero(todo & broke), np.flatnonzero(todo & ~broke)])
+            index = np.sort(index[:max(0, min(budget, 10_000))])
+            budget -= len(index)
             if not len(index):
                 continue
             p = probe.one_sided(self.graph, self.points, v, index)
@@ -738,6 +761,7 @@ class _Judging:
 
     def _diagnose(self, specials: dict[str, Special]) -> None:
         k = self.k
+        grouped: dict[tuple[str, str, str], list[str]] = {}
         for text in self.overflow_notes.values():
             self.diagnostics.append(Diagnostic("overflow", text + "."))
         for v in self.wrt:
@@ -773,9 +797,7 @@ class _Judging:
                 p = int(np.flatnonzero(missing)[0])
                 count = int(missing.sum())
                 at = f" at {count} of {k} points" if k > 1 else ""
-                self.diagnostics.append(Diagnostic(
-                    "no-reference",
-                    f"cannot judge ∂f/∂{v}{at}: {self.reasons.texts[ref.why[p]]}."))
+                grouped.setdefault(("no-reference", self.reasons.texts[ref.why[p]], at), []).append(v)
             for name, m in self.reports.items():
                 if m.cells is None:
                     continue
@@ -792,8 +814,17 @@ class _Judging:
                     n = int(np.sum(res.bad.get(v, False)))
                     if n:
                         at = f" at {n} of {k} points" if k > 1 else ""
-                        self.diagnostics.append(Diagnostic(
-                            "method-failed", f"{name} could not run for {v}{at}: {w}"))
+                        grouped.setdefault((f"method-failed:{name}", w, at), []).append(v)
+        # one line per cause, however many variables share it (10,000 variables, one note)
+        for (kind, why, at), names in grouped.items():
+            partials = ", ".join(f"∂f/∂{v}" for v in names[:5]) + (
+                f" and {len(names) - 5:,} more partials" if len(names) > 5 else "")
+            if kind == "no-reference":
+                self.diagnostics.append(Diagnostic(kind, f"cannot judge {partials}{at}: {why}."))
+            else:
+                method = kind.split(":", 1)[1]
+                self.diagnostics.append(Diagnostic(
+                    "method-failed", f"{method} could not run for {some_names(names, 5)}{at}: {why}"))
 
 
 def _fallback_why(refs: Mapping[str, Reference], reasons: Reasons, main: str) -> str:

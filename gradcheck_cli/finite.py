@@ -386,11 +386,11 @@ def complex_step(
     why: dict[str, str] = {}
     shape = _full_shape(point)
     refused = {}
+    blocked = _not_analytic(graph)
     for name in wrt:  # refuse before evaluating anything
-        if name in graph.var_nodes:
-            reason = _not_analytic(graph, graph.depends_on([name]))
-            if reason is not None:
-                refused[name] = reason
+        op = blocked[graph.var_nodes[name]] if name in graph.var_nodes else None
+        if op is not None:
+            refused[name] = f"complex step needs an analytic formula; {op} is not analytic"
     if refused and len(refused) == len(wrt):
         return FiniteResult(None, steps, next(iter(refused.values())))
     values = evaluate(graph, point, dtype)
@@ -435,11 +435,23 @@ def complex_step(
     return _finish(grad, steps, estimate, bad, why)
 
 
-def _not_analytic(graph: Graph, dep: Sequence[bool]) -> str | None:
-    for i, node in enumerate(graph.nodes):
-        if dep[i] and node.op in RULES and not RULES[node.op].smooth:
-            return f"complex step needs an analytic formula; {node.op} is not analytic"
-    return None
+def _not_analytic(graph: Graph) -> list[str | None]:
+    """For every node, the first (in topological order) non-analytic operation that depends on
+    it, or None: one backward pass for all variables (one pass per variable made refusing a
+    formula of 10,000 variables take 50 s)."""
+    first: list[tuple[int, str] | None] = [None] * len(graph.nodes)
+    for i in range(len(graph.nodes) - 1, -1, -1):
+        node = graph.nodes[i]
+        here = first[i]
+        if node.op in RULES and not RULES[node.op].smooth:
+            here = (i, node.op)
+            first[i] = here
+        if here is None:
+            continue
+        for a in node.args:
+            if first[a] is None or here[0] < first[a][0]:  # type: ignore[index]
+                first[a] = here
+    return [f[1] if f is not None else None for f in first]
 
 
 def _branch_point(

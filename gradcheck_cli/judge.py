@@ -294,13 +294,14 @@ def assemble(
     eps: float,
     reasons: Reasons,
     sigmas: Mapping[str, np.ndarray],
+    none_text: str = "no reference: the exact derivative is not finite here and no "
+                     "finite-difference fallback could run",
 ) -> dict[str, Reference]:
     """The reference per variable and point: the exact value where finite, else the first
     candidate (name, values, estimate, bad) that is finite and, with an estimate, reliable
     (4·estimate ≤ DECIDE·max(|value|, σ))."""
     refs: dict[str, Reference] = {}
-    none_why = reasons.add("no reference: the exact derivative is not finite here and no "
-                           "finite-difference fallback could run")
+    none_why = reasons.add(none_text)
     for v in wrt:
         hi = np.full(k, np.nan)
         lo = np.zeros(k)

@@ -17,6 +17,7 @@ replace this (atol then absolute). Finite differences are judged by their own es
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -75,6 +76,23 @@ class Method:
     by_estimate: bool = False  # judged by its own error estimate
     can_reference: bool = False  # may serve as the reference (never an AD method)
     doc: str = ""
+    # How many node evaluations it costs, per (nodes, variables, points), and the most it is
+    # run for unless asked for by name (benchmarks/memory.py: past it, minutes)
+    work: Callable[[int, int, int], float] | None = None
+    max_work: float = math.inf
+
+    def too_big(self, nodes: int, variables: int, points: int) -> str | None:
+        """Why the method is skipped for a problem of this size, or None."""
+        if self.work is None:
+            return None
+        w = self.work(nodes, variables, points)
+        if w <= self.max_work:
+            return None
+        return (f"skipped: {variables:,} variables × {nodes:,} nodes"
+                + (f" × {points:,} points" if points > 1 else "")
+                + f" is past its size limit ({w:.1e} node evaluations > {self.max_work:.0e}, minutes "
+                f"of work); ask for it by name with --methods {self.name}, or check fewer variables "
+                "with --wrt")
 
 
 def _batch(d: Mapping[str, Any], k: int, dtype: type) -> dict[str, np.ndarray]:
@@ -188,23 +206,43 @@ def _finite_whole(
 
 _EXACT = {"float64": (1e-9, 1e-12), "float32": (1e-4, 1e-6)}
 
+
+def _batches(points: int) -> float:
+    return max(1.0, points / 256)  # numpy keeps small batches nearly free
+
+
+def _forward_work(nodes: int, variables: int, points: int) -> float:
+    return math.ceil(variables / forward.CHUNK) * nodes * _batches(points)
+
+
+def _finite_work(nodes: int, variables: int, points: int) -> float:
+    return variables * nodes * _batches(points)
+
+
+FORWARD_MAX_WORK = 6e6  # about 30 s (10,000 variables × 40,000 nodes: 31 s)
+FINITE_MAX_WORK = 3e6  # about a minute (the finite differences' per-variable evaluations)
+
 REGISTRY: dict[str, Method] = {m.name: m for m in (
     Method("reverse", AD, _EXACT, _reverse, default=True,
            doc="reverse-mode AD: one forward and one backward sweep"),
     Method("forward", AD, _EXACT, _forward, default=True,
-           doc="forward-mode AD: dual numbers, one sweep per chunk of directions"),
+           doc="forward-mode AD: dual numbers, one sweep per chunk of directions",
+           work=_forward_work, max_work=FORWARD_MAX_WORK),
     Method("symbolic", SYMBOLIC, {"float64": (1e-9, 1e-12), "float32": (1e-9, 1e-12)}, _symbolic,
            default=True, can_reference=True,
            doc="SymPy's derivative, lambdified once, evaluated in float64 on the batch"),
     Method("central", FINITE, {"float64": (1e-6, 1e-7), "float32": (5e-3, 1e-4)},
            _finite(finite.central, with_step=True), default=True, by_estimate=True,
-           can_reference=True, doc="central difference, h = cbrt(eps)·max(1, |x|)"),
+           can_reference=True, doc="central difference, h = cbrt(eps)·max(1, |x|)",
+           work=_finite_work, max_work=FINITE_MAX_WORK),
     Method("richardson", FINITE, {"float64": (1e-9, 1e-11), "float32": (1e-4, 1e-6)},
            _finite(finite.richardson, chunk=1 << 11), by_estimate=True, can_reference=True,
-           doc="Richardson extrapolation of central differences"),
+           doc="Richardson extrapolation of central differences",
+           work=_finite_work, max_work=FINITE_MAX_WORK),
     Method("complex", FINITE, {"float64": (1e-9, 1e-12), "float32": (1e-4, 1e-6)},
            _finite(finite.complex_step), by_estimate=True, can_reference=True,
-           doc="complex step Im f(x + ih)/h (analytic formulas)"),
+           doc="complex step Im f(x + ih)/h (analytic formulas)",
+           work=_finite_work, max_work=FINITE_MAX_WORK),
 )}
 
 METHODS: tuple[str, ...] = tuple(REGISTRY)

@@ -138,6 +138,10 @@ def verdict_text(report: Report) -> str:
             text = f"{len(agree)} of {len(ran)} methods agree" if len(agree) > 1 else \
                 f"{agree[0].name} agrees"
         text = f"{PASS} {text} with the reference ({report.reference}){where}"
+        judged = sum(1 for v in report.wrt if any(
+            m.cells is not None and np.isin(m.cells.code[v], judge.JUDGED).any() for m in ran))
+        if judged < len(report.wrt):  # say how much was actually checked
+            text += f" on the {judged:,} of {len(report.wrt):,} partials that could be judged"
         if others:
             text += "; " + ", ".join(f"{m.name} {_what_else(m, report)}" for m in others)
         return text + (f"; accepted: {lenient}" if lenient else "")

@@ -275,3 +275,17 @@ def test_junit_writes_a_long_formula_once(tmp_path: Path) -> None:
     text = path.read_text(encoding="utf-8")
     assert text.count(formula) == 1  # as the suite's property, once
     assert text.count("<testcase") == 600 and "characters" in text
+
+
+def test_past_a_documented_size_the_slow_methods_are_skipped_with_a_note() -> None:
+    # 2,000 variables × 8,000 nodes: the finite differences would take minutes
+    n = 2000
+    formula = "+".join(f"sin(x{i})*x{i + 1}" for i in range(n))
+    point = {f"x{i}": 0.1 * ((i % 7) - 3) for i in range(n + 1)}
+    report = check(formula, point)
+    central = report.method("central")
+    assert central.values is None and "size limit" in (central.note or "")
+    assert report.method("reverse").ok is True
+    # one note for all the partials that could not be judged, not one per variable
+    notes = [d for d in report.diagnostics if d.kind == "no-reference"]
+    assert len(notes) <= 1
