@@ -660,3 +660,37 @@ def test_api_point_values_outside_float64_are_bad_values(value: object) -> None:
         check("x", {"x": value})
     assert exc.value.kind == "bad-value"
     assert "x" in exc.value.message
+
+
+# --------------------------------------------------------------------------------------------
+# Round two: arguments that looked like options, echoes that could drive a terminal, a CI job
+# that could pass without a check (each through the real command, as a CI job runs it)
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("formula", "at"), [
+    ("-tanh(x)", "x=0.5"), ("-x*h", "x=1,h=2"), ("-log(h)", "h=2"), ("-sinh(x)*2", "x=0.5"),
+    ("-h", "h=3"), ("-v", "v=1"),
+])
+def test_a_formula_that_looks_like_short_options_is_checked(tmp_path: Path, formula: str, at: str) -> None:
+    # "-h" and "-v" alone are the formula only after "--" (as -h is --help)
+    args = ["--at", at, "--format", "json", "--", formula] if formula in ("-h", "-v") else \
+        [formula, "--at", at, "--format", "json"]
+    proc, _ = _gradcheck(args, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-500:]
+    report = one_json_object(proc.stdout.decode())
+    assert report["expression"] == formula and report["verdict"] == "pass"
+
+
+@pytest.mark.parametrize("option", ["--a\u202et", "--at\u200b", "--\u202ejson"])
+def test_unknown_options_with_invisible_characters_are_escaped(tmp_path: Path, option: str) -> None:
+    proc, _ = _gradcheck(["x", option, "x=1"], tmp_path)
+    assert proc.returncode == 2
+    text = proc.stderr.decode("utf-8", errors="replace")
+    assert "\u202e" not in text and "\u200b" not in text and "Traceback" not in text
+
+
+def test_a_typo_in_an_option_is_refused_with_a_suggestion(tmp_path: Path) -> None:
+    proc, _ = _gradcheck(["x", "--att", "x=1", "--format", "json"], tmp_path)
+    assert proc.returncode == 2
+    error = one_json_object(proc.stdout.decode())["error"]
+    assert error["kind"] == "usage" and "--at" in error["message"]
