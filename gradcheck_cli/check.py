@@ -30,7 +30,7 @@ from typing import Any
 import mpmath
 import numpy as np
 
-from . import judge, kinks, probe, reverse, sampling, symbolic
+from . import claims, judge, kinks, probe, reverse, sampling, symbolic
 from .errors import GradcheckError
 from .explain import describe_trouble, node_texts
 from .graph import Graph, evaluate, first_trouble, natural_key, some_names
@@ -82,6 +82,7 @@ class Options:
     domain: Mapping[str, tuple[float, float]] | None = None  # per variable (LO, HI)
     seed: int | None = None
     description: str = ""  # shown in every output format (a check file's description)
+    expect: Mapping[str, str] | None = None  # claimed derivatives, v -> formula (homework)
 
 
 def check(expression: str, point: Mapping[str, Any] | None = None, **options: Any) -> Report:
@@ -98,6 +99,9 @@ def check(expression: str, point: Mapping[str, Any] | None = None, **options: An
     deadline = started + opts.timeout if opts.timeout is not None else math.inf
     names = _validate_methods(opts)
     graph = parse(expression, opts.limits)
+    claim_graphs = claims.parse_claims(opts.expect or {}, graph, opts.limits)
+    if claim_graphs:
+        names = [*names, "claim"]
     wrt = _validate_wrt(graph, opts.wrt)
     dtype = DTYPES[opts.dtype]
     point = dict(point or {})
@@ -143,7 +147,7 @@ def check(expression: str, point: Mapping[str, Any] | None = None, **options: An
                   exact_digits=opts.exact_digits if wants_exact else None,
                   exact_points=None if k <= EXACT_ALL_POINTS else [])
 
-    ctx = Context(graph, arrays, wrt, dtype, opts.step, values)
+    ctx = Context(graph, arrays, wrt, dtype, opts.step, values, claims=claim_graphs)
     results: dict[str, MethodResult] = {}
     for name in names:
         if name == "symbolic":
@@ -198,6 +202,14 @@ def check(expression: str, point: Mapping[str, Any] | None = None, **options: An
     for m in methods:
         m.batched = batched
     verdict = _verdict(methods, wrt, opts.strict)
+    claim_verdicts = {}
+    if claim_graphs:
+        col = state.reports["claim"]
+        assert col.values is not None and col.cells is not None
+        claim_verdicts = claims.judge_claims(
+            {v: opts.expect[v] for v in claim_graphs if v in wrt},  # type: ignore[index]
+            col.values, col.cells.code, {v: r.hi for v, r in state.refs.items()},
+            lambda k: ",".join(f"{v}={float(points[v][k])!r}" for v in points), judge.PASS, judge.FAIL)
     if verdict == "inconclusive":
         diagnostics.append(Diagnostic("inconclusive", _inconclusive_why(methods, wrt)))
     return Report(
@@ -224,6 +236,7 @@ def check(expression: str, point: Mapping[str, Any] | None = None, **options: An
         batched=batched,
         sample=sample,
         reasons=state.reasons.texts,
+        claims=claim_verdicts,
     )
 
 
@@ -578,7 +591,7 @@ class _Judging:
         ad = [m for n, m in self.reports.items() if REGISTRY[n].kind == "ad" and m.cells is not None]
         for name, m in self.reports.items():
             kind = REGISTRY[name].kind
-            if kind == "ad" or m.cells is None:
+            if kind in ("ad", "claim") or m.cells is None:
                 continue
             for v in self.wrt:
                 c = m.cells.code[v]
@@ -807,6 +820,8 @@ class _Judging:
                         "ad-convention", f"{name} on {v}: {m.why(v, int(conv[0]))}"
                         + (f" ({len(conv)} points)" if k > 1 else "") + "."))
         for name, res in self.results.items():
+            if name == "claim":  # its own verdicts say it all (claims.judge_claims)
+                continue
             if res.values is None and res.note and name != "symbolic":
                 self.diagnostics.append(Diagnostic("method-failed", f"{name} could not run: {res.note}"))
             elif res.why:

@@ -27,6 +27,7 @@ from rich.console import Console
 from . import checkfile
 from . import junit as junit_xml
 from .check import check
+from .claims import parse_expect
 from .errors import GradcheckError, escape_controls
 from .inputs import parse_assignments, shown
 from .limits import DEFAULT_LIMITS, Limits
@@ -70,7 +71,7 @@ class _GroupedHelp(click.Command):
     after a "--". An explicit "--" makes what follows the formula, even "--x"."""
 
     SECTIONS = (
-        ("Formula and point", ("file", "at", "wrt")),
+        ("Formula and point", ("file", "at", "wrt", "expect")),
         ("Many points", ("sample", "domain", "seed")),
         ("Methods and verdict", ("methods", "reference", "rtol", "atol", "step", "dtype", "strict")),
         ("Output", ("fmt", "digits", "show_formula", "per_point", "junit")),
@@ -133,6 +134,8 @@ class _GroupedHelp(click.Command):
 @click.option("--at", "at", multiple=True, metavar="NAME=VALUE[,...]",
               help="The point: a value for every variable (repeatable).")
 @click.option("--wrt", metavar="NAME[,...]", help="Differentiate with respect to these only.")
+@click.option("--expect", multiple=True, metavar="NAME=FORMULA",
+              help="A claimed derivative ∂f/∂NAME to check and diagnose (repeatable; homework).")
 @click.option("--sample", type=click.IntRange(1, MAX_SAMPLE), metavar="N",
               help="Check at N points drawn from the --domain box (stratified; the --at values fix "
                    "variables instead).")
@@ -190,6 +193,7 @@ def cli(
     files: tuple[str, ...],
     at: tuple[str, ...],
     wrt: str | None,
+    expect: tuple[str, ...],
     sample: int | None,
     domain: tuple[str, ...],
     seed: int | None,
@@ -268,6 +272,7 @@ def cli(
             domain=parse_domain(domain) if domain else None,
             seed=seed,
             description=description,
+            expect=parse_expect(expect) if expect else None,
         )
         _arm_timeout(0)
     except GradcheckError as err:

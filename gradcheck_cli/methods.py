@@ -27,7 +27,7 @@ import numpy as np
 from . import finite, forward, reverse
 from .graph import Graph
 
-AD, SYMBOLIC, FINITE = "ad", "symbolic", "finite-difference"
+AD, SYMBOLIC, FINITE, CLAIM = "ad", "symbolic", "finite-difference", "claim"
 
 
 @dataclass
@@ -41,6 +41,7 @@ class Context:
     step: float | None = None
     values: Sequence[np.ndarray] | None = None  # every node's value at the points (for reverse)
     symbolic: Any = None  # symbolic.SymbolicResult, once collected
+    claims: Mapping[str, Graph] = field(default_factory=dict)  # v -> the claimed ∂f/∂v (--expect)
 
     @property
     def size(self) -> int:
@@ -49,7 +50,7 @@ class Context:
     def subset(self, index: np.ndarray) -> Context:
         """The same check at the points `index` only."""
         return Context(self.graph, {v: p[index] for v, p in self.points.items()}, self.wrt,
-                       self.dtype, self.step, None, None)
+                       self.dtype, self.step, None, None, self.claims)
 
 
 @dataclass
@@ -112,6 +113,26 @@ def _reverse(ctx: Context) -> MethodResult:
 def _forward(ctx: Context) -> MethodResult:
     grad = forward.gradient(ctx.graph, ctx.points, ctx.wrt, ctx.dtype)
     return MethodResult(_batch(grad, ctx.size, ctx.dtype))
+
+
+def _claim(ctx: Context) -> MethodResult:
+    """The claimed derivatives, evaluated in float64 (a student's formula, not a float32
+    model); a variable without a claim is not claimed (not run there)."""
+    from .interpret import Values, evaluate_output
+
+    k = ctx.size
+    points = {v: np.asarray(p, dtype=np.float64) for v, p in ctx.points.items()}
+    values: dict[str, np.ndarray] = {}
+    bad: dict[str, np.ndarray] = {}
+    why: dict[str, str] = {}
+    for v in ctx.wrt:
+        claim = ctx.claims.get(v)
+        if claim is None:
+            values[v], bad[v] = np.full(k, np.nan), np.ones(k, dtype=bool)
+            why[v] = f"no claim for ∂f/∂{v}"
+            continue
+        values[v] = np.broadcast_to(evaluate_output(claim, Values(points)), (k,)).astype(np.float64)
+    return MethodResult(values, None if ctx.claims else "no claimed derivative (--expect)", bad=bad, why=why)
 
 
 def _symbolic(ctx: Context) -> MethodResult:
@@ -243,9 +264,12 @@ REGISTRY: dict[str, Method] = {m.name: m for m in (
            _finite(finite.complex_step), by_estimate=True, can_reference=True,
            doc="complex step Im f(x + ih)/h (analytic formulas)",
            work=_finite_work, max_work=FINITE_MAX_WORK),
+    Method("claim", CLAIM, {"float64": (1e-8, 1e-12), "float32": (1e-8, 1e-12)}, _claim,
+           doc="a derivative someone wrote (--expect), evaluated in float64"),
 )}
 
-METHODS: tuple[str, ...] = tuple(REGISTRY)
+# The methods one may ask for with --methods; a claim joins by itself when there is one.
+METHODS: tuple[str, ...] = tuple(n for n, m in REGISTRY.items() if m.kind != CLAIM)
 DEFAULT_METHODS: tuple[str, ...] = tuple(n for n, m in REGISTRY.items() if m.default)
 # The reference when the exact derivative is not available, in order of preference: never an
 # AD method (they are what is being checked).

@@ -388,6 +388,8 @@ def render_table(report: Report, digits: int = 10, width: int | None = None,
         lines.append(Text(text, style="yellow"))
     for d in report.diagnostics:
         lines.append(Text(f"note [{d.kind}]: {d.message}", style="yellow"))
+    for text, ok in claim_lines(report):
+        lines.append(Text(text, style="bold green" if ok else "bold red"))
     for v, formula in report.formulas.items():
         lines.append(Text(f"\n∂f/∂{v} (symbolic) =", style="bold"))
         lines.append(Text(formula))
@@ -423,6 +425,26 @@ def to_ascii(text: str, encoding: str = "ascii") -> str:
     for symbol, plain in ASCII.items():
         text = text.replace(symbol, plain)
     return text.encode(encoding, errors="replace").decode(encoding, errors="replace")
+
+
+def claim_lines(report: Report) -> list[tuple[str, bool]]:
+    """One line per claimed derivative: its named verdict and evidence."""
+    out = []
+    for v, c in report.claims.items():
+        head = f"claim ∂f/∂{v} = {one_line(c.formula)}: "
+        if c.verdict == "correct":
+            where = f"at all {c.checked} points" if c.checked > 1 else "at the point"
+            out.append((head + f"{PASS} correct ({where})", True))
+        elif c.verdict == "wrong":
+            w = c.witness or {}
+            text = (head + f"{FAIL} wrong at {c.failing} of {c.checked} points; e.g. --at {w.get('at')}: "
+                    f"claimed {fmt(w.get('claimed', math.nan), 6)}, true {fmt(w.get('true', math.nan), 6)}")
+            if c.diagnosis:
+                text += f"; {c.diagnosis}"
+            out.append((text, False))
+        else:
+            out.append((head + f"{MAYBE} cannot be judged (no reference at any point)", True))
+    return out
 
 
 def _cell_notes(report: Report) -> list[str]:
@@ -586,6 +608,8 @@ def report_dict(report: Report, per_point: bool = False) -> dict[str, Any]:
         }
     if report.formulas:
         out["formulas"] = report.formula_lines or report.formulas
+    if report.claims:
+        out["claims"] = {v: c.to_dict() for v, c in report.claims.items()}
     return out
 
 
@@ -655,7 +679,9 @@ def to_markdown(report: Report, digits: int = 10) -> str:
         lines.append(f"- {_md_escape(text)}")
     for d in report.diagnostics:
         lines.append(f"- **{d.kind}**: {_md_escape(d.message)}")
-    if report.diagnostics or _cell_notes(report):
+    for text, _ in claim_lines(report):
+        lines.append(f"- {_md_escape(text)}")
+    if report.diagnostics or _cell_notes(report) or report.claims:
         lines.append("")
     lines.append(f"**{_md_escape(verdict_text(report))}**")
     return "\n".join(lines) + "\n"

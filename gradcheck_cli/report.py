@@ -179,6 +179,7 @@ class Report:
     batched: bool = False  # the points were given (or drawn) as arrays
     sample: Sample | None = None
     reasons: list[str] = field(default_factory=list)
+    claims: dict[str, Any] = field(default_factory=dict)  # v -> claims.ClaimVerdict
 
     @property
     def size(self) -> int:

@@ -97,7 +97,8 @@ def test_zero_convention_is_the_same_in_both_ad_modes() -> None:
 def test_registry_is_the_one_list_of_methods() -> None:
     assert METHODS == ("reverse", "forward", "symbolic", "central", "richardson", "complex")
     assert DEFAULT_METHODS == ("reverse", "forward", "symbolic", "central")
-    assert {m.kind for m in REGISTRY.values()} == {"ad", "symbolic", "finite-difference"}
+    assert {m.kind for m in REGISTRY.values()} == {"ad", "symbolic", "finite-difference", "claim"}
+    assert "claim" not in METHODS  # a claim joins by itself, with --expect
     assert not any(m.can_reference for m in REGISTRY.values() if m.kind == "ad")
 
 
