@@ -260,6 +260,25 @@ RULES: dict[str, Rule] = {
     "log": _rule(np.log, lambda o, x: 1.0 / x),
     "sqrt": _rule(np.sqrt, lambda o, x: 0.5 / o),
     "erf": _rule(erf, lambda o, x: _TWO_OVER_SQRT_PI * np.exp(-x * x), complex_value=erf_complex),
+    # the functions of a calculus course (homework answers are written with them)
+    "sec": _rule(lambda x: 1.0 / np.cos(x), lambda o, x: o * np.tan(x)),
+    "csc": _rule(lambda x: 1.0 / np.sin(x), lambda o, x: -o / np.tan(x)),
+    "cot": _rule(lambda x: np.cos(x) / np.sin(x), lambda o, x: -(1.0 + o * o)),
+    # asec x = acos(1/x), acsc x = asin(1/x), acot x = atan(1/x) (SymPy's conventions)
+    "asec": _rule(lambda x: np.arccos(1.0 / x), lambda o, x: 1.0 / (np.abs(x) * np.sqrt(x * x - 1.0))),
+    "acsc": _rule(lambda x: np.arcsin(1.0 / x), lambda o, x: -1.0 / (np.abs(x) * np.sqrt(x * x - 1.0))),
+    "acot": _rule(lambda x: np.arctan(1.0 / x), lambda o, x: -1.0 / (1.0 + x * x)),
+    "asinh": _rule(np.arcsinh, lambda o, x: 1.0 / np.sqrt(x * x + 1.0)),
+    # sqrt(x - 1) sqrt(x + 1), not sqrt(x² - 1), which loses x - 1 near 1
+    "acosh": _rule(np.arccosh, lambda o, x: 1.0 / (np.sqrt(x - 1.0) * np.sqrt(x + 1.0))),
+    "atanh": _rule(np.arctanh, lambda o, x: 1.0 / ((1.0 - x) * (1.0 + x))),
+    "log2": _rule(np.log2, lambda o, x: 1.0 / (x * _LN2)),
+    "log10": _rule(np.log10, lambda o, x: 1.0 / (x * _LN10)),
+    # the real cube root (cbrt(-8) = -2); infinite slope at 0
+    "cbrt": _rule(np.cbrt, lambda o, x: 1.0 / (3.0 * o * o), complex_value=lambda z: _cbrt_complex(z)),
+    # atan2(y, x): the angle of (x, y)
+    "atan2": _rule(np.arctan2, lambda o, y, x: x / (x * x + y * y), lambda o, y, x: -y / (x * x + y * y),
+                   complex_value=lambda y, x: _atan2_complex(y, x)),
     # non-smooth
     "abs": _rule(
         np.abs, lambda o, x: np.sign(x), smooth=False,
@@ -327,6 +346,25 @@ RULES: dict[str, Rule] = {
         gap=lambda a, t: (np.where(np.abs(a[0] + 3) < np.abs(a[0] - 3), a[0] + 3, a[0] - 3), t[0]),
     ),
 }
+
+
+_LN2 = math.log(2.0)
+_LN10 = math.log(10.0)
+
+
+def _cbrt_complex(z: Array) -> Array:
+    """The real cube root continued into the complex plane near the real axis (for the complex
+    step): the principal z**(1/3) is not real for negative z, -(-z)**(1/3) is."""
+    z = np.asarray(z, dtype=complex)
+    pos = z.real >= 0
+    return np.where(pos, np.where(pos, z, 1) ** (1 / 3), -(np.where(pos, 1, -z) ** (1 / 3)))
+
+
+def _atan2_complex(y: Array, x: Array) -> Array:
+    """atan2 near the real plane: atan(y/x) plus the quadrant's constant (locally analytic)."""
+    y, x = np.asarray(y), np.asarray(x)
+    shift = np.where(np.real(x) < 0, np.where(np.real(y) >= 0, math.pi, -math.pi), 0.0)
+    return np.arctan(y / x) + shift
 
 
 def _hard_swish_slope(x: Array, t: Array) -> Array:

@@ -73,8 +73,13 @@ def to_sympy(graph: Graph, symbols: Mapping[str, Any] | None = None, output: int
     return walk(graph, _Sympy(sp, dict(symbols or {})), upto=out)[out]
 
 
+def _dirac_numpy(x: Any, *order: Any) -> Any:
+    # d/dx sign(x) = 2 DiracDelta(x) (cbrt's meaning): 0 off the origin, infinite on it
+    return np.where(np.asarray(x) == 0, np.inf, 0.0)
+
+
 def _modules() -> list[Any]:
-    return [{"erf": _erf_numpy}, "numpy"]
+    return [{"erf": _erf_numpy, "DiracDelta": _dirac_numpy}, "numpy"]
 
 
 @dataclass
@@ -208,7 +213,10 @@ def _mpmath_namespace(mpmath: Any) -> dict[str, Any]:
             return mpmath.mpf(1) / 2 if at_zero is None else at_zero
         return mpmath.mpf(1) if x > 0 else mpmath.mpf(0)
 
-    return {"Heaviside": heaviside}
+    def dirac(x: Any, *order: Any) -> Any:
+        return mpmath.inf if x == 0 else mpmath.mpf(0)
+
+    return {"Heaviside": heaviside, "DiracDelta": dirac}
 
 
 def _mp_lambdify(prep: Prepared, derivs: Any) -> Any:

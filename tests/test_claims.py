@@ -101,3 +101,22 @@ def test_a_claim_at_one_point_is_not_called_a_factor_by_coincidence() -> None:
 def test_claims_over_arrays() -> None:
     report = check("x**3", {"x": np.array([1.0, 2.0, -1.0])}, expect={"x": "3*x**2"})
     assert report.claims["x"].verdict == "correct" and report.claims["x"].checked == 3
+
+
+def test_a_textbook_answer_with_csc_and_cot_is_checked() -> None:
+    # d/dx (1 - cot x)/(1 + cot x) = 2 csc² x / (1 + cot x)², written the textbook way
+    report = check("(1-cot(x))/(1+cot(x))", sample=30, seed=2, domain={"x": (0.1, 1.4)},
+                   expect={"x": "2*csc(x)**2/(1 + cot(x))**2"})
+    assert report.verdict == "pass" and report.claims["x"].verdict == "correct"
+
+
+@pytest.mark.parametrize(("expr", "at", "want"), [
+    ("cbrt(x)", {"x": -8.0}, 1 / 12),  # (1/3)·(-8)^(-2/3) = 1/12
+    ("log2(x)", {"x": 4.0}, 1 / (4 * np.log(2))),
+    ("atan2(y, x)", {"x": 1.0, "y": 1.0}, -0.5),  # ∂/∂x = -y/(x²+y²)
+    ("acosh(x)", {"x": 2.0}, 1 / np.sqrt(3)),
+])
+def test_calculus_functions_have_their_hand_derivatives(expr: str, at: dict, want: float) -> None:
+    report = check(expr, at)
+    assert report.verdict == "pass"
+    assert report.method("reverse").gradient["x"] == pytest.approx(want, rel=1e-14)

@@ -263,8 +263,22 @@ def test_complex_step_refuses_branch_points(expr: str, x: float, what: str) -> N
 
 def test_complex_value_is_set_only_where_needed() -> None:
     assert {op for op, r in RULES.items() if r.complex_value is not None} == {
-        "sigmoid", "softplus", "swish", "gelu", "erf"
+        "sigmoid", "softplus", "swish", "gelu", "erf", "cbrt", "atan2"
     }
+
+
+@pytest.mark.parametrize(("op", "args"), [("cbrt", (-8.0,)), ("cbrt", (0.3,)),
+                                          ("atan2", (0.5, -1.0)), ("atan2", (-0.5, -1.0)),
+                                          ("atan2", (1.0, 2.0))])
+def test_real_functions_continued_into_the_complex_plane(op: str, args: tuple[float, ...]) -> None:
+    # on the real axis the complex continuation is the real function (cbrt(-8) = -2, not the
+    # principal complex root), and the complex step through it gives the real derivative
+    rule = RULES[op]
+    assert complex(rule.complex_value(*args)) == pytest.approx(float(rule.value(*args)), rel=1e-15)
+    h = 1e-20
+    shifted = (complex(args[0], h),) + args[1:]
+    want = float(rule.partial(0, rule.value(*args), tuple(np.asarray(a) for a in args)))
+    assert complex(rule.complex_value(*shifted)).imag / h == pytest.approx(want, rel=1e-12)
 
 
 @pytest.mark.parametrize("op", ["sigmoid", "softplus", "swish", "gelu", "erf"])

@@ -67,6 +67,20 @@ DOMAIN: dict[str, list[tuple[float, ...]]] = {
     "gelu": _X,
     # one point in each of the three pieces, none on the kinks at -3 and 3
     "hard_swish": [(-4.5,), (-2.0,), (0.7,), (2.9,), (5.0,)],
+    # the functions of a calculus course, away from their poles and domain edges
+    "sec": [(-1.2,), (-0.3,), (0.5,), (1.4,)],
+    "csc": [(-1.2,), (-0.3,), (0.5,), (2.9,)],
+    "cot": [(-1.2,), (-0.3,), (0.5,), (2.9,)],
+    "asec": [(-3.0,), (-1.5,), (1.2,), (4.0,)],
+    "acsc": [(-3.0,), (-1.5,), (1.2,), (4.0,)],
+    "acot": _AWAY_FROM_ZERO,
+    "asinh": _X,
+    "acosh": [(1.2,), (2.0,), (10.0,)],
+    "atanh": _UNIT,
+    "log2": _POS,
+    "log10": _POS,
+    "cbrt": [(-8.0,), (-0.3,), (0.5,), (27.0,)],
+    "atan2": [(1.0, 2.0), (-0.5, -1.5), (2.0, -1.0), (-3.0, 0.5)],
 }
 
 CASES = [(op, point) for op, points in DOMAIN.items() for point in points]
