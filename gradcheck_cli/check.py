@@ -145,7 +145,7 @@ def check(expression: str, point: Mapping[str, Any] | None = None, **options: An
     if job is not None:
         job.start(graph, points, wrt, formulas=opts.show_formula,
                   exact_digits=opts.exact_digits if wants_exact else None,
-                  exact_points=None if k <= EXACT_ALL_POINTS else [])
+                  exact_points=None if k <= EXACT_ALL_POINTS else [], claims=claim_graphs)
 
     ctx = Context(graph, arrays, wrt, dtype, opts.step, values, claims=claim_graphs)
     results: dict[str, MethodResult] = {}
@@ -209,7 +209,8 @@ def check(expression: str, point: Mapping[str, Any] | None = None, **options: An
         claim_verdicts = claims.judge_claims(
             {v: opts.expect[v] for v in claim_graphs if v in wrt},  # type: ignore[index]
             col.values, col.cells.code, {v: r.hi for v, r in state.refs.items()},
-            lambda k: ",".join(f"{v}={float(points[v][k])!r}" for v in points), judge.PASS, judge.FAIL)
+            lambda k: ",".join(f"{v}={float(points[v][k])!r}" for v in points), judge.PASS, judge.FAIL,
+            sym.proofs if sym is not None else {})
     if verdict == "inconclusive":
         diagnostics.append(Diagnostic("inconclusive", _inconclusive_why(methods, wrt)))
     return Report(

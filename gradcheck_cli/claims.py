@@ -83,11 +83,12 @@ class ClaimVerdict:
     failing: int
     witness: dict[str, Any] | None = None  # at (an --at text), claimed, true
     diagnosis: str | None = None
+    proof: str | None = None  # SymPy: proved | not proved | too large; None when not run
 
     def to_dict(self) -> dict[str, Any]:
         return {"variable": self.variable, "formula": self.formula, "verdict": self.verdict,
                 "checked": self.checked, "failing": self.failing, "witness": self.witness,
-                "diagnosis": self.diagnosis}
+                "diagnosis": self.diagnosis, "proof": self.proof}
 
 
 def _fits(a: np.ndarray, b: np.ndarray) -> bool:
@@ -133,6 +134,7 @@ def judge_claims(
     at_text: Any,
     pass_code: int,
     fail_code: int,
+    proofs: Mapping[str, str] | None = None,
 ) -> dict[str, ClaimVerdict]:
     """The named verdict of every claim, from the claim column's judged cells."""
     out: dict[str, ClaimVerdict] = {}
@@ -160,4 +162,6 @@ def judge_claims(
         if text is not None:
             text = text.replace("∂f/∂v", f"∂f/∂{v}")
         out[v] = ClaimVerdict(v, formula, "wrong", int(judged.sum()), int(failing.sum()), witness, text)
+    for v, c in out.items():
+        c.proof = (proofs or {}).get(v)
     return out

@@ -434,7 +434,11 @@ def claim_lines(report: Report) -> list[tuple[str, bool]]:
         head = f"claim ∂f/∂{v} = {one_line(c.formula)}: "
         if c.verdict == "correct":
             where = f"at all {c.checked} points" if c.checked > 1 else "at the point"
-            out.append((head + f"{PASS} correct ({where})", True))
+            proof = {"proved": f"; SymPy proves claim − ∂f/∂{v} = 0",
+                     "not proved": "; SymPy's simplify could not prove it (the numbers decide)",
+                     "too large": "; too large for SymPy to prove (the numbers decide)"
+                     }.get(c.proof or "", "")
+            out.append((head + f"{PASS} correct ({where}{proof})", True))
         elif c.verdict == "wrong":
             w = c.witness or {}
             text = (head + f"{FAIL} wrong at {c.failing} of {c.checked} points; e.g. --at {w.get('at')}: "

@@ -151,6 +151,7 @@ def stages(
     exact_points: Sequence[int] | None = None,
     output: int | None = None,
     state: dict[str, Any] | None = None,
+    claims: Mapping[str, Graph] | None = None,
 ) -> Iterator[tuple[str, Any]]:
     """The symbolic work, stage by stage: ("float", gradient on the batch), then optionally
     ("formulas", pretty text) and, for each point index k of `exact_points` (all points by
@@ -165,6 +166,29 @@ def stages(
         yield "formula-lines", {v: _short(prep, j, 10_000) for j, v in enumerate(prep.wrt)}
     if exact_digits:
         yield from _exact_stage(prep, points, exact_digits, exact_points)
+    if claims:
+        yield from _proof_stage(prep, claims)
+
+
+PROOF_MAX_OPS = 400  # a claim and derivative larger than this are not simplified (too slow)
+
+
+def _proof_stage(prep: Prepared, claims: Mapping[str, Graph]) -> Iterator[tuple[str, Any]]:
+    """("proof", (v, "proved" | "not proved" | "too large")): whether SymPy's simplify turns
+    claim − ∂f/∂v into 0. Last, so a slow simplify never costs the exact reference."""
+    import sympy as sp
+
+    dummies = dict(zip(prep.order, prep.args))
+    for v, claim in claims.items():
+        if v not in prep.wrt:
+            continue
+        derivative = prep.derivs[prep.wrt.index(v)]
+        expr = to_sympy(claim, dummies)
+        if sp.count_ops(expr, visual=False) + sp.count_ops(derivative, visual=False) > PROOF_MAX_OPS:
+            yield "proof", (v, "too large")
+            continue
+        zero = sp.simplify(expr - derivative) == 0
+        yield "proof", (v, "proved" if zero else "not proved")
 
 
 def _exact_stage(
@@ -183,10 +207,13 @@ def _exact_stage(
         yield "exact", (label, *exact_values(prep, values, digits))
 
 
-def _session(state: dict[str, Any], *args: Any) -> Iterator[tuple[str, Any]]:
+def _session(state: dict[str, Any], graph: Graph, points: Mapping[str, Any], wrt: Sequence[str],
+             formulas: bool, exact_digits: int | None, exact_points: Sequence[int] | None,
+             output: int | None, _unused: Any = None, claims: Mapping[str, Graph] | None = None,
+             ) -> Iterator[tuple[str, Any]]:
     """Worker request: a new formula (forgets the previous one) and its first stages."""
     state.clear()
-    yield from stages(*args, state=state)
+    yield from stages(graph, points, wrt, formulas, exact_digits, exact_points, output, state, claims)
 
 
 def _more_exact(
@@ -345,6 +372,7 @@ class SymbolicResult:
     exact: dict[int, dict[str, str]] = field(default_factory=dict)  # point -> name -> digits
     exact_why: dict[int, dict[str, str]] = field(default_factory=dict)  # point -> name -> why nan
     exact_note: str | None = None  # why the exact derivative could not be had (everywhere left)
+    proofs: dict[str, str] = field(default_factory=dict)  # claimed v -> proved | not proved | too large
     skipped: bool = False  # stopped by its budget (time or memory), not by SymPy itself
 
 
@@ -366,10 +394,10 @@ class Job:
 
     def start(self, graph: Graph, points: Mapping[str, Any], wrt: Sequence[str], *,
               formulas: bool, exact_digits: int | None, exact_points: Sequence[int] | None,
-              output: int | None = None) -> None:
+              output: int | None = None, claims: Mapping[str, Graph] | None = None) -> None:
         points = {v: np.asarray(points[v], dtype=np.float64) for v in graph.variables}
         self.worker.send(_session, (graph, points, list(wrt), formulas, exact_digits,
-                                    exact_points, output))
+                                    exact_points, output, None, dict(claims or {})))
         self.wants_exact = bool(exact_digits)
 
     def finish(self, deadline: float) -> SymbolicResult:
@@ -398,6 +426,8 @@ class Job:
                 r.formulas = value
             elif kind == "formula-lines":
                 r.formula_lines = value
+            elif kind == "proof":
+                r.proofs[value[0]] = value[1]
             elif kind == "exact":
                 k, texts, why = value
                 r.exact[k] = texts

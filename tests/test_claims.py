@@ -120,3 +120,10 @@ def test_calculus_functions_have_their_hand_derivatives(expr: str, at: dict, wan
     report = check(expr, at)
     assert report.verdict == "pass"
     assert report.method("reverse").gradient["x"] == pytest.approx(want, rel=1e-14)
+
+
+def test_sympy_proves_a_correct_claim_and_not_a_wrong_one() -> None:
+    good = check("tanh(x)", {"x": 0.4}, expect={"x": "1 - tanh(x)**2"})
+    assert good.claims["x"].verdict == "correct" and good.claims["x"].proof == "proved"
+    bad = check("sin(x**2)", {"x": 1.0}, expect={"x": "cos(x**2)"})
+    assert bad.claims["x"].verdict == "wrong" and bad.claims["x"].proof == "not proved"
