@@ -33,7 +33,7 @@ import numpy as np
 from . import claims, judge, kinks, probe, reverse, sampling, symbolic
 from .errors import GradcheckError
 from .explain import describe_trouble, node_texts
-from .graph import Graph, evaluate, first_trouble, natural_key, some_names
+from .graph import Graph, at_point, evaluate, first_trouble, natural_key, some_names
 from .interpret import backward
 from .judge import Reasons, Reference, Special
 from .limits import DEFAULT_LIMITS, Limits
@@ -254,7 +254,8 @@ class _Judging:
         self.k = len(f)
         self.eps = float(np.finfo(DTYPES[opts.dtype]).eps)
         self.reasons = Reasons()
-        self.fallbacks: dict[str, MethodResult] = {}
+        self.fallbacks: dict[str, MethodResult] = {}  # reference fallbacks not asked for ...
+        self.fallback_at: dict[str, np.ndarray] = {}  # ... and the points they were computed at
         self.diagnostics: list[Diagnostic] = []
         self.reports: dict[str, MethodReport] = {}
         self.refs: dict[str, Reference] = {}
@@ -311,8 +312,7 @@ class _Judging:
         if REGISTRY[name].too_big(len(self.graph), len(self.wrt), int(need.sum())):
             return None  # past its size limit: not even as a fallback reference
         have = self.fallbacks.get(name)
-        if have is not None and getattr(have, "_computed_at", None) is not None and \
-                not (need & ~have._computed_at).any():  # type: ignore[attr-defined]
+        if have is not None and not (need & ~self.fallback_at[name]).any():
             return have
         index = np.flatnonzero(need)
         sub = REGISTRY[name].run(self.ctx.subset(index))
@@ -327,7 +327,7 @@ class _Judging:
                 e[index] = sub.estimate[v]
                 b[index] = sub.bad.get(v, np.zeros(len(index), dtype=bool))
             full.values[v], full.estimate[v], full.bad[v] = g, e, b  # type: ignore[index]
-        full._computed_at = need.copy()  # type: ignore[attr-defined]
+        self.fallback_at[name] = need.copy()
         self.fallbacks[name] = full
         return full
 
@@ -545,7 +545,6 @@ class _Judging:
     def run(self) -> None:
         self._ad_note: dict[tuple[str, str, int], int] = {}
         self.diagnostics = []
-        self.reasons = Reasons() if not self.reports else self.reasons
         refs = self._references()
         specials = self._specials(refs)
         sigma = self.sigma
@@ -893,8 +892,7 @@ def _refuse_undefined(graph: Graph, values: Sequence[np.ndarray], f: np.ndarray,
     bad = np.flatnonzero(~np.isfinite(f))
     if len(bad):
         p = int(bad[0])
-        one = [np.ravel(np.broadcast_to(v, (k,)))[p:p + 1] if np.ndim(v) else v for v in values]
-        trouble = first_trouble(graph, one)
+        trouble = first_trouble(graph, at_point(values, p, (k,)))
         what = describe_trouble(graph, trouble) if trouble is not None else "f is not finite"
         where = "at this point" if k == 1 else \
             f"at point {p + 1} of {k} (" + ",".join(f"{v}={float(a[p]):g}" for v, a in points.items()) + ")"
@@ -906,12 +904,10 @@ def _refuse_undefined(graph: Graph, values: Sequence[np.ndarray], f: np.ndarray,
     for i, node in enumerate(graph.nodes):
         v = values[i]
         if node.args and not np.all(np.isfinite(v)):
-            trouble = first_trouble(graph, [np.ravel(np.broadcast_to(x, (k,)))[:1] if np.ndim(x) else x
-                                            for x in values])
+            trouble = first_trouble(graph, at_point(values, 0, (k,)))
             if trouble is None:
                 bad_p = int(np.flatnonzero(~np.isfinite(np.broadcast_to(v, (k,))))[0])
-                trouble = first_trouble(graph, [np.ravel(np.broadcast_to(x, (k,)))[bad_p:bad_p + 1]
-                                                if np.ndim(x) else x for x in values])
+                trouble = first_trouble(graph, at_point(values, bad_p, (k,)))
             if trouble is not None:
                 diagnostics.append(Diagnostic(
                     "overflow",

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .explain import describe_trouble, node_texts
-from .graph import Graph, evaluate, first_trouble, output_trouble
+from .graph import Graph, at_point, evaluate, first_trouble, output_trouble
 from .interpret import NotComplexCapable, Shifted, evaluate_output
 from .rules import RULES
 
@@ -229,9 +229,7 @@ def _trouble_note(
 ) -> str:
     """Why f is not finite at a shifted point (the first point of the batch where it is not)."""
     k = int(np.flatnonzero(np.ravel(not_finite))[0])
-    one = [np.ravel(np.broadcast_to(v, np.shape(not_finite)))[k : k + 1] if np.ndim(v) else v
-           for v in values]
-    trouble = output_trouble(graph, one)
+    trouble = output_trouble(graph, at_point(values, k, np.shape(not_finite)))
     at = float(np.ravel(np.broadcast_to(shifted, np.shape(not_finite)))[k])
     where = f" at point {k + 1}" if np.size(not_finite) > 1 else ""
     text = describe_trouble(graph, trouble) if trouble is not None else "its value is not finite"

@@ -218,6 +218,12 @@ def evaluate(
     return walk(graph, Values(point, dtype))
 
 
+def at_point(values: Sequence[np.ndarray], k: int, shape: tuple[int, ...]) -> list[np.ndarray]:
+    """Every node's value at point k of a batch of `shape` (unbatched constants as they are):
+    what `first_trouble` needs to explain one point rather than the first of the batch."""
+    return [np.ravel(np.broadcast_to(v, shape))[k:k + 1] if np.ndim(v) else v for v in values]
+
+
 def first_trouble(graph: Graph, values: Sequence[np.ndarray]) -> Trouble | None:
     """Where a value first stops being finite, if anywhere (for one point: the first of K)."""
     for i, node in enumerate(graph.nodes):

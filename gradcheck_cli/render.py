@@ -160,6 +160,18 @@ def verdict_text(report: Report) -> str:
     return f"{FAIL} disagreement with the reference ({report.reference}): " + "; ".join(parts)
 
 
+def _first_cell(report: Report, code: int) -> tuple[MethodReport, str, int] | None:
+    """The first cell with this verdict code (method, variable, point), if any."""
+    for m in report.methods:
+        if m.cells is None:
+            continue
+        for v in report.wrt:
+            hit = np.flatnonzero(m.cells.code[v] == code)
+            if len(hit):
+                return m, v, int(hit[0])
+    return None
+
+
 def _strict_text(report: Report) -> str:
     """What --strict failed on, cell kind by cell kind, with the first reason of each."""
     names = {judge.KINK: "f is not differentiable here (a kink)",
@@ -167,16 +179,11 @@ def _strict_text(report: Report) -> str:
              judge.NONDIFF: "f has no derivative here"}
     out = []
     for code, text in names.items():
-        for m in report.methods:
-            if m.cells is None:
-                continue
-            hit = [(v, np.flatnonzero(m.cells.code[v] == code)) for v in report.wrt]
-            hit = [(v, h) for v, h in hit if len(h)]
-            if hit:
-                v, h = hit[0]
-                why = m.why(v, int(h[0]))
-                out.append(f"{text} in {v}" + (f": {why}" if why and code != judge.KINK else ""))
-                break
+        first = _first_cell(report, code)
+        if first is not None:
+            m, v, k = first
+            why = m.why(v, k)
+            out.append(f"{text} in {v}" + (f": {why}" if why and code != judge.KINK else ""))
     return "; ".join(out)
 
 
@@ -196,12 +203,7 @@ def _lenient_count(report: Report) -> str:
     names = {judge.KINK: "values between the one-sided derivatives at a kink",
              judge.CONVENTION: "an AD convention at a switching point",
              judge.NONDIFF: "any value where f has no derivative"}
-    seen = []
-    for code, text in names.items():
-        if any(m.cells is not None and any((m.cells.code[v] == code).any() for v in report.wrt)
-               for m in report.methods):
-            seen.append(text)
-    return ", ".join(seen)
+    return ", ".join(text for code, text in names.items() if _first_cell(report, code) is not None)
 
 
 # --------------------------------------------------------------------------------------------

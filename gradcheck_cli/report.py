@@ -21,8 +21,6 @@ from .judge import (
     FAIL,
     JUDGED,
     LENIENT,
-    NOJUDGE,
-    NOTRUN,
     PASS,
     REFERENCE,
     UNRELIABLE,
@@ -240,4 +238,4 @@ class Report:
         return ",".join(f"{v}={float(self.points[v][k])!r}" for v in self.points)
 
 
-__all__ = ["Diagnostic", "MethodReport", "Report", "Sample", "NOJUDGE", "NOTRUN"]
+__all__ = ["Diagnostic", "MethodReport", "Report", "Sample"]

@@ -23,7 +23,7 @@ import numpy as np
 
 from .errors import GradcheckError
 from .explain import describe_trouble
-from .graph import Graph, evaluate, first_trouble, some_names
+from .graph import Graph, at_point, evaluate, first_trouble, some_names
 
 DEFAULT_DOMAIN = (-2.0, 2.0)  # as WeBWorK's default; give --domain for anything else
 REDRAWS = 20
@@ -122,9 +122,7 @@ def draw(
 
 
 def _describe(graph: Graph, values: Sequence[np.ndarray], k: int, points: Mapping[str, np.ndarray]) -> str:
-    one = [np.ravel(np.broadcast_to(v, np.shape(values[graph.output])))[k:k + 1] if np.ndim(v) else v
-           for v in values]
-    trouble = first_trouble(graph, one)
+    trouble = first_trouble(graph, at_point(values, k, np.shape(values[graph.output])))
     at = ",".join(f"{v}={float(p[k]):.6g}" for v, p in points.items())
     what = describe_trouble(graph, trouble) if trouble is not None else "f is not finite"
     return f"{what} (e.g. at {at})"

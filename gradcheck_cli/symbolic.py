@@ -209,11 +209,12 @@ def _exact_stage(
 
 def _session(state: dict[str, Any], graph: Graph, points: Mapping[str, Any], wrt: Sequence[str],
              formulas: bool, exact_digits: int | None, exact_points: Sequence[int] | None,
-             output: int | None, _unused: Any = None, claims: Mapping[str, Graph] | None = None,
+             output: int | None, claims: Mapping[str, Graph] | None = None,
              ) -> Iterator[tuple[str, Any]]:
     """Worker request: a new formula (forgets the previous one) and its first stages."""
     state.clear()
-    yield from stages(graph, points, wrt, formulas, exact_digits, exact_points, output, state, claims)
+    yield from stages(graph, points, wrt, formulas, exact_digits, exact_points, output, state=state,
+                      claims=claims)
 
 
 def _more_exact(
@@ -397,7 +398,7 @@ class Job:
               output: int | None = None, claims: Mapping[str, Graph] | None = None) -> None:
         points = {v: np.asarray(points[v], dtype=np.float64) for v in graph.variables}
         self.worker.send(_session, (graph, points, list(wrt), formulas, exact_digits,
-                                    exact_points, output, None, dict(claims or {})))
+                                    exact_points, output, dict(claims or {})))
         self.wants_exact = bool(exact_digits)
 
     def finish(self, deadline: float) -> SymbolicResult:

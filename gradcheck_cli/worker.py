@@ -259,18 +259,3 @@ def _close_all() -> None:
         if w.proc is not None and w.owner == os.getpid():
             w.close()
 
-
-def run(
-    fn: Callable[..., Any],
-    args: tuple[Any, ...],
-    *,
-    timeout: float,
-    memory: int | None,
-    what: str = "the worker",
-) -> Outcome:
-    """Run the generator fn(state, *args) in a fresh worker that is closed afterwards."""
-    w = Worker(memory)
-    try:
-        return w.run(fn, args, timeout, what)
-    finally:
-        w.close()
