@@ -210,7 +210,7 @@ def check(expression: str, point: Mapping[str, Any] | None = None, **options: An
             {v: opts.expect[v] for v in claim_graphs if v in wrt},  # type: ignore[index]
             col.values, col.cells.code, {v: r.hi for v, r in state.refs.items()},
             lambda k: ",".join(f"{v}={float(points[v][k])!r}" for v in points), judge.PASS, judge.FAIL,
-            sym.proofs if sym is not None else {})
+            sym.proofs if sym is not None else {}, sym.terms if sym is not None else {})
     if verdict == "inconclusive":
         diagnostics.append(Diagnostic("inconclusive", _inconclusive_why(methods, wrt)))
     return Report(

@@ -331,10 +331,36 @@ def _description(value: Any, where: str) -> str:
     return f"{body}… ({len(value):,} characters)" if cut else body
 
 
-def load(path: str | Path) -> CheckFile:
-    p = Path(path)
+# Public readers, shared with the files of many checks (suite.py) and of answers (grading.py).
+describe = _describe
+name = _name
+number = _number
+description = _description
+
+
+def parse_float_text(text: str, where: str, key: str) -> float:
+    """A number written as text inside a check file ("0.1" in "0.1:5"), read strictly."""
+    from .inputs import parse_decimal
+
+    try:
+        return parse_decimal(text, key)
+    except GradcheckError as err:
+        raise GradcheckError(err.kind, f"in {where}, {err.message}") from None
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """A check file's TOML, read with every bound above."""
     where = shown_path(str(path))
-    data = _parse(_decode(_read(p, where), where), where)
+    return _parse(_decode(_read(Path(path), where), where), where)
+
+
+def load(path: str | Path) -> CheckFile:
+    where = shown_path(str(path))
+    return from_data(read_toml(path), where)
+
+
+def from_data(data: dict[str, Any], where: str) -> CheckFile:
+    """A single-check file (v1's format) from its parsed TOML."""
     _unknown_keys(data, where)
     expr = data.get("expression")
     if not isinstance(expr, str):

@@ -84,11 +84,12 @@ class ClaimVerdict:
     witness: dict[str, Any] | None = None  # at (an --at text), claimed, true
     diagnosis: str | None = None
     proof: str | None = None  # SymPy: proved | not proved | too large; None when not run
+    diagnosis_kind: str | None = None  # one of DIAGNOSES
 
     def to_dict(self) -> dict[str, Any]:
         return {"variable": self.variable, "formula": self.formula, "verdict": self.verdict,
                 "checked": self.checked, "failing": self.failing, "witness": self.witness,
-                "diagnosis": self.diagnosis, "proof": self.proof}
+                "diagnosis": self.diagnosis, "diagnosis_kind": self.diagnosis_kind, "proof": self.proof}
 
 
 def _fits(a: np.ndarray, b: np.ndarray) -> bool:
@@ -100,15 +101,20 @@ def _nice(x: float) -> str:
     return f"{x:.6g}"
 
 
-def diagnose(claimed: np.ndarray, truth: np.ndarray, others: Mapping[str, np.ndarray]) -> str | None:
-    """What a wrong claim is, if one explanation fits every judged point."""
+# Stable names of the diagnoses (JSON `diagnosis_kind`, a check file's `diagnosis = "..."`).
+DIAGNOSES = ("sign", "factor", "offset", "wrong-variable", "missing-term", "extra-term", "wrong-term")
+
+
+def diagnose(claimed: np.ndarray, truth: np.ndarray,
+             others: Mapping[str, np.ndarray]) -> tuple[str, str] | None:
+    """What a wrong claim is, if one explanation fits every judged point: (kind, text)."""
     if len(truth) == 0:
         return None
     if np.any(truth != 0) and _fits(claimed, -truth):
-        return "a sign error: the claim is −∂f/∂v"
+        return "sign", "a sign error: the claim is −∂f/∂v"
     for w, t in others.items():
         if _fits(claimed, t) and not _fits(claimed, truth):
-            return f"the derivative with respect to {w}, not this variable"
+            return "wrong-variable", f"the derivative with respect to {w}, not this variable"
     if len(truth) >= MIN_POINTS:
         nonzero = truth != 0
         if nonzero.all():
@@ -116,13 +122,13 @@ def diagnose(claimed: np.ndarray, truth: np.ndarray, others: Mapping[str, np.nda
                 ratio = claimed / truth
             k = float(np.median(ratio))
             if np.isfinite(k) and k != 1 and _fits(ratio, np.full_like(ratio, k)):
-                return (f"off by a constant factor {_nice(k)} (claim = {_nice(k)} × ∂f/∂v; often a "
-                        "missing or extra chain-rule factor)")
+                return "factor", (f"off by a constant factor {_nice(k)} (claim = {_nice(k)} × ∂f/∂v; "
+                                  "often a missing or extra chain-rule factor)")
         diff = claimed - truth
         c = float(np.median(diff))
         scale = float(np.max(np.abs(truth))) if len(truth) else 0.0
         if np.isfinite(c) and abs(c) > SAME * scale and np.all(np.abs(diff - c) <= SAME * max(scale, abs(c))):
-            return f"off by a constant {_nice(c)} (claim = ∂f/∂v + {_nice(c)})"
+            return "offset", f"off by a constant {_nice(c)} (claim = ∂f/∂v + {_nice(c)})"
     return None
 
 
@@ -135,6 +141,7 @@ def judge_claims(
     pass_code: int,
     fail_code: int,
     proofs: Mapping[str, str] | None = None,
+    terms: Mapping[str, tuple[str, str]] | None = None,
 ) -> dict[str, ClaimVerdict]:
     """The named verdict of every claim, from the claim column's judged cells."""
     out: dict[str, ClaimVerdict] = {}
@@ -158,10 +165,19 @@ def judge_claims(
         ok = judged & np.isfinite(truth) & np.isfinite(c)
         others = {w: np.asarray(references[w], dtype=np.float64)[ok] for w in references
                   if w != v and np.isfinite(np.asarray(references[w])[ok]).all()}
-        text = diagnose(c[ok], truth[ok], others)
+        found = diagnose(c[ok], truth[ok], others)
+        kind, text = found if found is not None else (None, None)
+        term = (terms or {}).get(v)
+        if found is None and term is not None:  # SymPy found the one term that is off
+            kind = f"{term[0]}-term"
+            text = {"missing": f"a missing term: ∂f/∂v = claim + {term[1]}",
+                    "extra": f"an extra term: claim = ∂f/∂v + {term[1]}",
+                    "wrong": f"one term is wrong: {term[1]} (the rest of the claim is right)",
+                    }[term[0]]
         if text is not None:
             text = text.replace("∂f/∂v", f"∂f/∂{v}")
-        out[v] = ClaimVerdict(v, formula, "wrong", int(judged.sum()), int(failing.sum()), witness, text)
+        out[v] = ClaimVerdict(v, formula, "wrong", int(judged.sum()), int(failing.sum()), witness, text,
+                              diagnosis_kind=kind)
     for v, c in out.items():
         c.proof = (proofs or {}).get(v)
     return out

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import difflib
 import errno
-import io
 import math
 import os
 import re
-import shutil
 import signal
 import sys
 import threading
@@ -22,9 +20,8 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 import click
-from rich.console import Console
 
-from . import checkfile
+from . import checkfile, runfiles
 from . import junit as junit_xml
 from .check import check
 from .claims import parse_expect
@@ -32,7 +29,9 @@ from .errors import GradcheckError, escape_controls
 from .inputs import parse_assignments, shown
 from .limits import DEFAULT_LIMITS, Limits
 from .methods import DEFAULT_METHODS, METHODS, REFERENCES
-from .render import error_json, render_table, to_ascii, to_json, to_markdown
+from .output import emit, try_write, width
+from .output import print_rich as _print_rich
+from .render import error_json, render_table, to_json, to_markdown
 from .sampling import DEFAULT_DOMAIN, MAX_SAMPLE, parse_domain
 from .symbolic import SYMBOLIC_MEMORY, SYMBOLIC_TIMEOUT
 
@@ -130,7 +129,10 @@ class _GroupedHelp(click.Command):
 @click.command(cls=_GroupedHelp, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("expression", required=False)
 @click.option("--file", "files", type=click.Path(dir_okay=False), metavar="PATH", multiple=True,
-              help="Read the formula and its point from a TOML check file.")
+              help="Run the checks of a TOML check file (repeatable: every file is run).")
+@click.option("--answers", multiple=True, metavar="PATH|GLOB",
+              help="Grade students' answer files against the problems of --file (repeatable; a "
+                   "quoted glob is expanded).")
 @click.option("--at", "at", multiple=True, metavar="NAME=VALUE[,...]",
               help="The point: a value for every variable (repeatable).")
 @click.option("--wrt", metavar="NAME[,...]", help="Differentiate with respect to these only.")
@@ -157,7 +159,7 @@ class _GroupedHelp(click.Command):
               help="Absolute tolerance for every method.")
 @click.option("--step", type=click.FloatRange(min=0, min_open=True), callback=_finite,
               help="Finite-difference step (default cbrt(eps)*max(1,|x|) per variable).")
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]),
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown", "csv"]),
               default="table", show_default=True)
 @click.option("--digits", type=click.IntRange(1, 30), default=10, show_default=True,
               help="Significant digits shown.")
@@ -191,6 +193,7 @@ class _GroupedHelp(click.Command):
 def cli(
     expression: str | None,
     files: tuple[str, ...],
+    answers: tuple[str, ...],
     at: tuple[str, ...],
     wrt: str | None,
     expect: tuple[str, ...],
@@ -225,15 +228,45 @@ def cli(
       gradcheck "cos(sin(x**2)+3*x**2)" --at x=1.5
       gradcheck "(x+y)*z" --at x=-2,y=5,z=-4 --format json
       gradcheck --file sample_expressions/sigmoid_neuron.toml
+      gradcheck --file sample_expressions/homework.toml --junit report.xml
+      gradcheck --file problems.toml --answers 'answers/*.toml'
     """
     limits = Limits(max_length, max_depth, max_digits, max_exponent)
-    file = files[0] if files else None
+    file = None
     try:
-        if len(files) > 1:
-            raise GradcheckError("usage", f"--file is given {len(files)} times; one check file per run "
-                                 "(every file would otherwise be silently dropped but the last).")
         if junit is not None and not junit.strip():
             raise GradcheckError("usage", "--junit needs a file name.")
+        if fmt == "csv" and not (files or answers):
+            raise GradcheckError("usage", "--format csv is a table of many checks or grades: use it with "
+                                 "--file (and --answers).")
+        if files or answers:
+            if expression is not None:
+                raise GradcheckError("usage", "give either an EXPRESSION or --file PATH, not both.")
+            overrides = {k: v for k, v in dict(
+                wrt=_names(wrt), methods=_names(methods) if methods is not None else None,
+                reference=None if reference == "auto" else reference, rtol=rtol, atol=atol, step=step,
+                strict=strict or None, dtype=None if dtype == "float64" else dtype, sample=sample,
+                domain=parse_domain(domain) if domain else None, seed=seed).items() if v is not None}
+            overrides.update(limits=limits, symbolic_timeout=symbolic_timeout,
+                             symbolic_memory=symbolic_memory * 2**20, timeout=timeout,
+                             show_formula=show_formula)
+            if answers:
+                if len(files) != 1:
+                    raise GradcheckError("usage", "--answers grades against one problems file: give "
+                                         "--file PROBLEMS.toml once.")
+                if at or expect or wrt:
+                    raise GradcheckError("usage", "--at, --wrt and --expect do not go with --answers "
+                                         "(the problems file gives the points and the partials asked).")
+                sys.exit(runfiles.run_answers(files[0], answers, overrides, fmt, junit))
+            suites, file_errors = runfiles.load_suites(files)
+            if len(files) == 1 and file_errors:
+                raise file_errors[0]
+            if not (len(files) == 1 and suites[0].legacy):
+                if at or expect:
+                    raise GradcheckError("usage", "--at and --expect give one check's point and claims; "
+                                         "a file of many checks gives them per check.")
+                sys.exit(runfiles.run_suites(suites, file_errors, overrides, fmt, junit, per_point))
+            file = files[0]
         deadline = time.monotonic() + timeout
         _arm_timeout(timeout)
         point = parse_assignments(at)
@@ -280,63 +313,21 @@ def cli(
         if junit and junit.strip():
             # the input error is what the user must see; a JUnit file that cannot be written
             # is said on stderr after it, never instead of it
-            written = _try_write(junit, junit_xml.error_xml(expression, err))
+            written = try_write(junit, junit_xml.error_xml(expression, err))
             _fail(err, fmt, also=written)
         _fail(err, fmt)
     if junit:
-        problem = _try_write(junit, junit_xml.report_xml(report))
+        problem = try_write(junit, junit_xml.report_xml(report))
         if problem:
             _fail(GradcheckError("output", problem), fmt)
     if fmt == "json":
-        _emit(to_json(report, per_point) + "\n")
+        emit(to_json(report, per_point) + "\n")
     elif fmt == "markdown":
-        _emit(to_markdown(report, digits))
+        emit(to_markdown(report, digits))
     else:
-        width = _width()
-        if _encodable("✓∂━┃≈·"):
-            Console(highlight=False, width=width).print(render_table(report, digits, width), crop=False)
-        else:  # a terminal that cannot encode Unicode gets ASCII, not a crash
-            buffer = io.StringIO()
-            Console(file=buffer, highlight=False, width=width, color_system=None).print(
-                render_table(report, digits, width, ascii_only=True), crop=False)
-            _emit(buffer.getvalue())
+        w = width()
+        _print_rich(lambda ascii_only: render_table(report, digits, w, ascii_only=ascii_only))
     sys.exit(EXIT_CODES[report.verdict])
-
-
-def _width() -> int:
-    """The terminal's width; piped (CI logs), COLUMNS when set, else 120 (80 would fold numbers).
-    The layout adapts to it (one column per method, one row per method, plain lines)."""
-    columns = os.environ.get("COLUMNS", "")
-    if columns.isdigit() and int(columns) > 0:
-        return int(columns)
-    if sys.stdout.isatty():
-        return shutil.get_terminal_size((120, 24)).columns
-    return 120
-
-
-def _encodable(text: str) -> bool:
-    try:
-        text.encode(sys.stdout.encoding or "utf-8")
-    except (UnicodeEncodeError, LookupError):
-        return False
-    return True
-
-
-def _emit(text: str) -> None:
-    """Write to stdout in its own encoding: what it cannot encode is spelled in ASCII."""
-    if not _encodable(text):
-        text = to_ascii(text, sys.stdout.encoding or "ascii")
-    click.echo(text, nl=False)
-
-
-def _try_write(path: str, text: str) -> str | None:
-    """Write a report file; None, or why it could not be written."""
-    try:
-        with open(path, "w", encoding="utf-8") as out:
-            out.write(text)
-    except OSError as exc:
-        return f"cannot write {_shown(path)}: {exc.strerror}."
-    return None
 
 
 def _on_timeout(signum: int, frame: object) -> None:
@@ -417,7 +408,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         junit = _option_value(args, "--junit")
         also = None
         if junit and junit.strip():
-            also = _try_write(junit, junit_xml.error_xml(None, GradcheckError("usage", message)))
+            also = try_write(junit, junit_xml.error_xml(None, GradcheckError("usage", message)))
         if fmt == "json":
             _fail(GradcheckError("usage", message), "json", also=also)
         ctx = getattr(exc, "ctx", None)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -51,14 +53,22 @@ def _suite(name: str, expression: str | None = None) -> ET.Element:
     return suite
 
 
-def _finish(suite: ET.Element) -> str:
+def _count(suite: ET.Element) -> None:
     cases = suite.findall("testcase")
     suite.set("tests", str(len(cases)))
     suite.set("failures", str(sum(1 for c in cases if c.find("failure") is not None)))
     suite.set("errors", str(sum(1 for c in cases if c.find("error") is not None)))
     suite.set("skipped", str(sum(1 for c in cases if c.find("skipped") is not None)))
+
+
+def _finish(suite: ET.Element) -> str:
+    _count(suite)
     root = ET.Element("testsuites")
     root.append(suite)
+    return _serialize(root)
+
+
+def _serialize(root: ET.Element) -> str:
     for element in root.iter():
         for key, value in element.attrib.items():
             element.set(key, _clean(value))
@@ -102,6 +112,35 @@ def report_xml(report: Report) -> str:
         case = ET.SubElement(suite, "testcase", classname=classname, name="verdict")
         ET.SubElement(case, "error", type="inconclusive", message=verdict_text(report))
     return _finish(suite)
+
+
+def suite_xml(groups: Sequence[tuple[str, Sequence[Any]]], file_errors: Sequence[str] = ()) -> str:
+    """A file of many checks (or a class's answers): one <testsuite> per group (a file, or a
+    student), one <testcase> per check. A check that missed its expectation is a <failure>
+    carrying the witness and the diagnosis; a check that could not be read or run is an
+    <error>. `groups` holds (name, outcomes) with outcomes of `suite.Outcome`."""
+    root = ET.Element("testsuites", name="gradcheck")
+    for name, outcomes in groups:
+        suite = ET.SubElement(root, "testsuite", name=name)
+        for o in outcomes:
+            case = ET.SubElement(suite, "testcase", classname=f"gradcheck.{name}", name=o.spec.name,
+                                 time=f"{o.seconds:.3f}")
+            if o.outcome == "error":
+                kind = o.error.kind if o.error is not None else "error"
+                ET.SubElement(case, "error", type=kind, message=o.detail)
+            elif not o.ok:
+                ET.SubElement(case, "failure", type=o.outcome,
+                              message=f"expected {o.spec.expected}, got {o.outcome}: {o.detail}")
+        _count(suite)
+    if file_errors:
+        suite = ET.SubElement(root, "testsuite", name="files")
+        for i, text in enumerate(file_errors, 1):
+            case = ET.SubElement(suite, "testcase", classname="gradcheck.files", name=f"file {i}")
+            ET.SubElement(case, "error", type="bad-file", message=text)
+        _count(suite)
+    for key in ("tests", "failures", "errors", "skipped"):  # totals, as Jenkins and GitLab read them
+        root.set(key, str(sum(int(st.get(key, "0")) for st in root.findall("testsuite"))))
+    return _serialize(root)
 
 
 def error_xml(expression: str | None, error: GradcheckError) -> str:

@@ -189,6 +189,36 @@ def _proof_stage(prep: Prepared, claims: Mapping[str, Graph]) -> Iterator[tuple[
             continue
         zero = sp.simplify(expr - derivative) == 0
         yield "proof", (v, "proved" if zero else "not proved")
+        if not zero:
+            term = _one_term_off(sp, expr, derivative)
+            if term is not None:
+                kind, texts = term[0], [sp.sstr(t.xreplace(prep.names)) for t in term[1:]]
+                yield "term", (v, kind, " → ".join(texts) if kind == "wrong" else texts[0])
+
+
+TERMS_TRIED = 8  # terms of the derivative (or of the claim) tried as the one missing (or extra)
+
+
+def _one_term_off(sp: Any, claim: Any, derivative: Any) -> tuple[Any, ...] | None:
+    """("missing", t) when claim = ∂f/∂v − t for a term t of ∂f/∂v (a product-rule or chain-rule
+    term left out), ("extra", t) when claim − t = ∂f/∂v for a term t of the claim, ("wrong", a, b)
+    when the claim has every term of ∂f/∂v but one, a where b belongs. Each try is one cheap
+    difference test (expand, then simplify only if that did not decide)."""
+    def same(a: Any, b: Any) -> bool:
+        d = sp.expand(a - b)
+        return d == 0 or sp.simplify(d) == 0
+
+    for kind, whole, other in (("missing", derivative, claim), ("extra", claim, derivative)):
+        terms = sp.Add.make_args(sp.expand(whole))
+        if len(terms) < 2:
+            continue
+        for t in terms[:TERMS_TRIED]:
+            if same(whole - t, other):
+                return kind, t
+    mine, true = set(sp.Add.make_args(sp.expand(claim))), set(sp.Add.make_args(sp.expand(derivative)))
+    if len(mine - true) == 1 and len(true - mine) == 1 and len(mine & true) >= 1:
+        return "wrong", next(iter(mine - true)), next(iter(true - mine))
+    return None
 
 
 def _exact_stage(
@@ -374,6 +404,7 @@ class SymbolicResult:
     exact_why: dict[int, dict[str, str]] = field(default_factory=dict)  # point -> name -> why nan
     exact_note: str | None = None  # why the exact derivative could not be had (everywhere left)
     proofs: dict[str, str] = field(default_factory=dict)  # claimed v -> proved | not proved | too large
+    terms: dict[str, tuple[str, str]] = field(default_factory=dict)  # v -> (missing | extra, term)
     skipped: bool = False  # stopped by its budget (time or memory), not by SymPy itself
 
 
@@ -429,6 +460,8 @@ class Job:
                 r.formula_lines = value
             elif kind == "proof":
                 r.proofs[value[0]] = value[1]
+            elif kind == "term":
+                r.terms[value[0]] = (value[1], value[2])
             elif kind == "exact":
                 k, texts, why = value
                 r.exact[k] = texts

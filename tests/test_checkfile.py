@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from gradcheck_cli import checkfile
+from gradcheck_cli import checkfile, suite
 from gradcheck_cli.cli import cli
 from gradcheck_cli.errors import GradcheckError
 
@@ -340,5 +340,5 @@ def test_sample_check_files_still_load() -> None:
     files = sorted(root.glob("*.toml"))
     assert files
     for path in files:
-        loaded = checkfile.load(path)
-        assert loaded.expression
+        loaded = suite.load(path)
+        assert loaded.specs and all(s.expression and s.error is None for s in loaded.specs)

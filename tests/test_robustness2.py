@@ -91,12 +91,17 @@ def test_check_file_value_that_does_not_survive_float32_is_bad_input(tmp_path: P
     assert result.exit_code == 2 and "float32" in result.output
 
 
-def test_a_repeated_file_is_refused_not_silently_dropped(tmp_path: Path) -> None:
+def test_every_repeated_file_is_run_not_silently_dropped(tmp_path: Path) -> None:
+    # v2: --file F --file G runs both (v1 refused; before that, the last silently won)
     a, b = tmp_path / "a.toml", tmp_path / "b.toml"
-    for p in (a, b):
-        p.write_text('expression = "x"\nat = { x = 1 }\n', encoding="utf-8")
-    result = run("--file", str(a), "--file", str(b))
-    assert result.exit_code == 2 and "--file" in result.output
+    a.write_text('expression = "x"\nat = { x = 1 }\n', encoding="utf-8")
+    b.write_text('expression = "x +"\nat = { x = 0 }\n', encoding="utf-8")
+    result = run("--file", str(a), "--file", str(b), "--format", "json")
+    body = json.loads(result.stdout)
+    assert [c["name"] for c in body["checks"]] == ["a", "b"]
+    assert [c["outcome"] for c in body["checks"]] == ["pass", "error"]
+    assert "expression: " in body["checks"][1]["error"]["message"]
+    assert result.exit_code == 2 and body["exit_code"] == 2
 
 
 def _main(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:

@@ -1,0 +1,272 @@
+"""Homework in CI: files of many checks with expected outcomes, a class's answers, the reports CI
+reads (JUnit, markdown, JSON, CSV), and the diagnoses SymPy finds (a missing, extra or wrong
+term). Expected counts come from the example files' own planted mistakes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from gradcheck_cli import check
+from gradcheck_cli.cli import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "sample_expressions"
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def strict_json(text: str):
+    def refuse(token: str) -> None:
+        raise AssertionError(f"non-RFC-8259 token {token}")
+    return json.loads(text, parse_constant=refuse)
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    p = tmp_path / name
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+# ---- the examples ----------------------------------------------------------------------------
+
+
+def test_the_homework_examples_confirm_every_right_answer_and_catch_every_planted_mistake(
+        tmp_path: Path) -> None:
+    junit = tmp_path / "r.xml"
+    result = run("--file", str(EXAMPLES / "homework.toml"), "--format", "json", "--junit", str(junit))
+    body = strict_json(result.stdout)
+    assert result.exit_code == 0, result.stdout[-2000:]
+    outcomes = {c["name"]: (c["outcome"], c["ok"]) for c in body["checks"]}
+    right = ["sigmoid'", "tanh'", "softplus'", "calculus quiz", "logistic loss", "quadratic loss"]
+    assert all(outcomes[n] == ("correct", True) for n in right)
+    planted = {"sign error": "sign", "missing chain-rule factor": "factor", "constant offset": "offset",
+               "wrong variable": "wrong-variable", "missing product-rule term": "missing-term"}
+    for name, kind in planted.items():
+        assert outcomes[name] == ("wrong", True), name
+        check_ = next(c for c in body["checks"] if c["name"] == name)
+        kinds = [c["diagnosis_kind"] for c in check_["report"]["claims"].values()]
+        assert kind in kinds
+    assert body["summary"]["checks"] == 11 and body["summary"]["as_expected"] == 11
+    # JUnit: one test case per check, none failing
+    root = ET.parse(junit).getroot()
+    cases = root.findall("./testsuite/testcase")
+    assert len(cases) == 11 and root.get("tests") == "11" and root.get("failures") == "0"
+
+
+def test_the_class_example_grades_each_student(tmp_path: Path) -> None:
+    problems = str(EXAMPLES / "class" / "problems.toml")
+    answers = str(EXAMPLES / "class" / "answers" / "*.toml")
+    result = run("--file", problems, "--answers", answers, "--format", "json")
+    assert result.exit_code == 1  # some answers are wrong
+    body = strict_json(result.stdout)
+    grades = {s["student"]: {p: g["grade"] for p, g in s["grades"].items()} for s in body["students"]}
+    assert grades == {
+        "alice": {"p1": "correct", "p2": "correct", "p3": "correct"},
+        "bob": {"p1": "wrong", "p2": "correct", "p3": "wrong"},
+        "carol": {"p1": "correct", "p2": "wrong", "p3": "missing"},
+    }
+    scores = {s["student"]: s["score"] for s in body["students"]}
+    assert scores == {"alice": 3, "bob": 1, "carol": 1}
+    carol = next(s for s in body["students"] if s["student"] == "carol")
+    assert carol["grades"]["p2"]["diagnoses"] == {"x": "sign"}
+    # bob's p1 keeps sin(x²) and gets the chain-rule term wrong: SymPy names the wrong term
+    bob = next(s for s in body["students"] if s["student"] == "bob")
+    assert bob["grades"]["p1"]["diagnoses"] == {"x": "wrong-term"}
+    assert "2*x**2*cos(x**2)" in bob["grades"]["p1"]["detail"]
+    # CSV for a grade book
+    result = run("--file", problems, "--answers", answers, "--format", "csv")
+    rows = list(csv.reader(io.StringIO(result.stdout)))
+    assert rows[0] == ["student", "p1", "p2", "p3", "score", "out_of"]
+    assert rows[1] == ["alice", "correct", "correct", "correct", "3", "3"]
+    assert rows[3][0] == "carol" and rows[3][2] == "wrong:sign" and rows[3][3] == "missing"
+    # JUnit: one test case per student × problem
+    junit = tmp_path / "class.xml"
+    run("--file", problems, "--answers", answers, "--junit", str(junit))
+    root = ET.parse(junit).getroot()
+    assert len(root.findall("./testsuite")) == 3
+    assert root.get("tests") == "9" and root.get("failures") == "4"
+    bob_p1 = root.find("./testsuite[@name='bob']/testcase[@name='p1']/failure")
+    assert bob_p1 is not None and "--at x=" in bob_p1.get("message", "")
+    # the table names every problem and student
+    table = run("--file", problems, "--answers", answers).stdout
+    assert "alice" in table and "3/3" in table and "carol / p3: missing" in table
+
+
+def test_one_students_file_that_is_all_correct_exits_0(tmp_path: Path) -> None:
+    problems = str(EXAMPLES / "class" / "problems.toml")
+    result = run("--file", problems, "--answers", str(EXAMPLES / "class" / "answers" / "alice.toml"))
+    assert result.exit_code == 0
+
+
+def test_an_answer_that_does_not_parse_is_invalid_not_bad_input(tmp_path: Path) -> None:
+    problems = write(tmp_path, "p.toml", '[[check]]\nname = "p"\nexpression = "x**2"\nsample = 5\nseed = 1\n')
+    a = write(tmp_path, "a.toml", '[answers]\np = "2*x +"\n')
+    b = write(tmp_path, "b.toml", '[answers]\np = "2*y"\n')
+    result = run("--file", str(problems), "--answers", str(a), "--answers", str(b), "--format", "json")
+    body = strict_json(result.stdout)
+    assert result.exit_code == 1
+    assert [s["grades"]["p"]["grade"] for s in body["students"]] == ["invalid", "invalid"]
+    assert "y" in body["students"][1]["grades"]["p"]["detail"]
+
+
+def test_answers_need_one_problems_file_and_a_bad_problems_file_is_exit_2(tmp_path: Path) -> None:
+    a = write(tmp_path, "a.toml", '[answers]\np = "2*x"\n')
+    assert run("--answers", str(a)).exit_code == 2
+    bad = write(tmp_path, "p.toml", '[[check]]\nname = "p"\nexpresion = "x**2"\n')
+    result = run("--file", str(bad), "--answers", str(a))
+    assert result.exit_code == 2 and "expresion" in result.output and "expression" in result.output
+    assert run("--file", str(bad), "--answers", str(tmp_path / "none*.toml")).exit_code == 2
+
+
+# ---- files of many checks --------------------------------------------------------------------
+
+SUITE = """
+title = "t"
+[defaults]
+sample = 12
+seed = 7
+
+[[check]]
+name = "right"
+expression = "x**3"
+claims = { x = "3*x**2" }
+
+[[check]]
+name = "caught"
+expression = "x**3"
+claims = { x = "3*x" }
+expect = "wrong"
+
+[[check]]
+name = "missed"
+expression = "x**3"
+claims = { x = "3*x**2" }
+expect = "wrong"
+
+[[check]]
+name = "typo"
+expression = "x"
+smaple = 3
+
+[[check]]
+name = "at a point"
+expression = "(x+y)*z"
+at = { x = -2, y = 5, z = -4 }
+"""
+
+
+def test_a_file_of_many_checks_holds_each_to_its_expectation(tmp_path: Path) -> None:
+    f = write(tmp_path, "s.toml", SUITE)
+    junit = tmp_path / "j.xml"
+    result = run("--file", str(f), "--format", "json", "--junit", str(junit))
+    body = strict_json(result.stdout)
+    got = {c["name"]: (c["outcome"], c["ok"]) for c in body["checks"]}
+    assert got == {"right": ("correct", True), "caught": ("wrong", True), "missed": ("correct", False),
+                   "typo": ("error", False), "at a point": ("pass", True)}
+    # a malformed check names the check and the key, and the rest still ran
+    typo = next(c for c in body["checks"] if c["name"] == "typo")
+    assert "check 4 ('typo')" in typo["error"]["message"] and "'smaple'" in typo["error"]["message"]
+    assert "did you mean 'sample'" in typo["error"]["message"]
+    assert result.exit_code == 2 and body["summary"]["errors"] == 1
+    # the point check used the lecture's values: df/dx = z = -4, df/dz = x + y = 3
+    point = next(c for c in body["checks"] if c["name"] == "at a point")["report"]
+    assert point["points"] == 1 and point["methods"][0]["gradient"] == {"x": -4.0, "y": -4.0, "z": 3.0}
+    root = ET.parse(junit).getroot()
+    assert root.get("tests") == "5" and root.get("failures") == "1" and root.get("errors") == "1"
+    failure = root.find(".//testcase[@name='missed']/failure")
+    assert failure is not None and "expected wrong, got correct" in failure.get("message", "")
+
+
+def test_exit_codes_of_a_file(tmp_path: Path) -> None:
+    ok = write(tmp_path, "ok.toml", '[[check]]\nexpression = "x**2"\nclaims = { x = "2*x" }\nsample = 5\n'
+               'seed = 1\n[[check]]\nexpression = "x**2"\nclaims = { x = "x" }\nexpect = "wrong"\n'
+               'diagnosis = "factor"\nsample = 5\nseed = 1\n')
+    assert run("--file", str(ok)).exit_code == 0
+    wrong_kind = write(tmp_path, "k.toml", '[[check]]\nexpression = "x**2"\nclaims = { x = "x" }\n'
+                       'expect = "wrong"\ndiagnosis = "sign"\nsample = 5\nseed = 1\n')
+    result = run("--file", str(wrong_kind))
+    assert result.exit_code == 1 and "expected the diagnosis 'sign'" in result.stdout
+
+
+@pytest.mark.parametrize(("body", "key"), [
+    ('[[check]]\nexpression = "x"\nexpect = "maybe"\n', "expect"),
+    ('[[check]]\nexpression = "x"\nexpect = "wrong"\n', "expect"),  # no claims: pass/fail only
+    ('[[check]]\nexpression = "x"\nclaims = { x = "1" }\ndiagnosis = "sign"\n', "diagnosis"),
+    ('[[check]]\nexpression = "x"\nsample = 0\n', "sample"),
+    ('[[check]]\nexpression = "x"\nsample = 3\ndomain = { x = [2, 1] }\n', "2"),
+    ('[[check]]\nexpression = "x"\nmethods = ["reverse", "magic"]\n', "methods"),
+    ('[[check]]\nexpression = "x"\nat = { x = 1 }\npoints = [{ x = 1 }]\n', "points"),
+    ('[[check]]\nexpression = "x"\npoints = [{ x = 1 }, { y = 1 }]\n', "points"),
+    ('[[check]]\nname = "a"\nexpression = "x"\n[[check]]\nname = "a"\nexpression = "x"\n', "name"),
+    ('[[check]]\nname = "a"\n', "expression"),
+    ('[[check]]\nexpression = "x"\nclaims = "2"\n', "claims"),
+])
+def test_malformed_checks_name_the_key(tmp_path: Path, body: str, key: str) -> None:
+    f = write(tmp_path, "m.toml", body)
+    result = run("--file", str(f), "--format", "json")
+    out = strict_json(result.stdout)
+    assert result.exit_code == 2
+    errors = [c["error"]["message"] for c in out["checks"] if c["error"]]
+    assert errors and key in errors[-1], errors
+
+
+def test_points_given_in_a_file_are_all_checked(tmp_path: Path) -> None:
+    f = write(tmp_path, "p.toml", '[[check]]\nexpression = "x**3"\nclaims = { x = "3*x**2" }\n'
+              'points = [{ x = 1 }, { x = 2 }, { x = -0.5 }]\n')
+    body = strict_json(run("--file", str(f), "--format", "json").stdout)
+    claim = body["checks"][0]["report"]["claims"]["x"]
+    assert claim["verdict"] == "correct" and claim["checked"] == 3
+
+
+def test_markdown_and_csv_summaries(tmp_path: Path) -> None:
+    f = write(tmp_path, "s.toml", SUITE)
+    md = run("--file", str(f), "--format", "markdown").stdout
+    assert md.startswith("### gradcheck: t") and "| ✗ | missed |" in md and "5 checks: 3 as expected" in md
+    rows = list(csv.reader(io.StringIO(run("--file", str(f), "--format", "csv").stdout)))
+    assert rows[0][:3] == ["file", "check", "expression"] and len(rows) == 6
+
+
+def test_csv_cells_cannot_run_as_spreadsheet_formulas(tmp_path: Path) -> None:
+    f = write(tmp_path, "s.toml", '[[check]]\nname = "=HYPERLINK(1)"\nexpression = "-x"\nat = { x = 1 }\n')
+    rows = list(csv.reader(io.StringIO(run("--file", str(f), "--format", "csv").stdout)))
+    assert rows[1][1] == "'=HYPERLINK(1)" and rows[1][2] == "'-x"
+
+
+def test_csv_needs_a_file() -> None:
+    assert run("x", "--at", "x=1", "--format", "csv").exit_code == 2
+
+
+def test_seeded_runs_are_reproducible(tmp_path: Path) -> None:
+    f = write(tmp_path, "s.toml", SUITE)
+    a = strict_json(run("--file", str(f), "--format", "json").stdout)
+    b = strict_json(run("--file", str(f), "--format", "json").stdout)
+    witness = [c["report"]["claims"]["x"]["witness"] for c in (a, b)
+               for c in [next(x for x in c["checks"] if x["name"] == "caught")]]
+    assert witness[0] == witness[1] and witness[0] is not None
+
+
+# ---- diagnoses SymPy finds -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("expr", "claim", "kind", "text"), [
+    ("x*sin(x)", "sin(x)", "missing-term", "x*cos(x)"),                      # product rule, half
+    ("x**2*exp(x)", "2*x*exp(x) + x**2*exp(x) + exp(x)", "extra-term", "exp(x)"),
+    ("x*sin(x**2)", "sin(x**2) + x*cos(x**2)", "wrong-term", "2*x**2*cos(x**2)"),  # chain rule
+])
+def test_term_diagnoses(expr: str, claim: str, kind: str, text: str) -> None:
+    c = check(expr, expect={"x": claim}, sample=8, seed=5).claims["x"]
+    assert c.verdict == "wrong" and c.diagnosis_kind == kind and text in (c.diagnosis or "")
+
+
+def test_no_term_diagnosis_on_a_correct_answer() -> None:
+    c = check("x*sin(x**2)", expect={"x": "sin(x**2) + 2*x**2*cos(x**2)"}, sample=8, seed=5).claims["x"]
+    assert c.verdict == "correct" and c.diagnosis is None and c.diagnosis_kind is None
