@@ -83,6 +83,7 @@ class Options:
     seed: int | None = None
     description: str = ""  # shown in every output format (a check file's description)
     expect: Mapping[str, str] | None = None  # claimed derivatives, v -> formula (homework)
+    where_undefined: str = "isolated"  # a claim undefined where ∂f/∂v is not: claims.WHERE_UNDEFINED
 
 
 def check(expression: str, point: Mapping[str, Any] | None = None, **options: Any) -> Report:
@@ -201,6 +202,9 @@ def check(expression: str, point: Mapping[str, Any] | None = None, **options: An
     methods = [state.reports[n] for n in names]
     for m in methods:
         m.batched = batched
+    undefined: dict[str, claims.Undefined] = {}
+    if claim_graphs:
+        undefined = _accept_undefined(graph, claim_graphs, points, state, wrt, opts.where_undefined)
     verdict = _verdict(methods, wrt, opts.strict)
     claim_verdicts = {}
     if claim_graphs:
@@ -210,7 +214,7 @@ def check(expression: str, point: Mapping[str, Any] | None = None, **options: An
             {v: opts.expect[v] for v in claim_graphs if v in wrt},  # type: ignore[index]
             col.values, col.cells.code, {v: r.hi for v, r in state.refs.items()},
             lambda k: ",".join(f"{v}={float(points[v][k])!r}" for v in points), judge.PASS, judge.FAIL,
-            sym.proofs if sym is not None else {}, sym.terms if sym is not None else {})
+            sym.proofs if sym is not None else {}, sym.terms if sym is not None else {}, undefined)
     if verdict == "inconclusive":
         diagnostics.append(Diagnostic("inconclusive", _inconclusive_why(methods, wrt)))
     return Report(
@@ -842,6 +846,25 @@ class _Judging:
                     "method-failed", f"{method} could not run for {some_names(names, 5)}{at}: {why}"))
 
 
+def _accept_undefined(graph: Graph, claim_graphs: Mapping[str, Graph], points: Mapping[str, np.ndarray],
+                      state: _Judging, wrt: Sequence[str], policy: str) -> dict[str, claims.Undefined]:
+    """Cells where a claim is undefined but ∂f/∂v is not; those the policy accepts become
+    `undefined-accepted` cells with the reason, so the verdict follows."""
+    col = state.reports["claim"]
+    if col.values is None or col.cells is None:
+        return {}
+    failing = {v: col.cells.code[v] == judge.FAIL for v in claim_graphs if v in wrt}
+    found = claims.undefined_cells(graph, {v: g for v, g in claim_graphs.items() if v in failing}, points,
+                                   col.values, {v: r.hi for v, r in state.refs.items()}, failing, policy)
+    for v, und in found.items():
+        if und.accepted.any():
+            why = state.reasons.add(f"the claim is undefined here, where ∂f/∂{v} is not; accepted "
+                                    f"(--where-undefined {policy})")
+            col.cells.code[v][und.accepted] = judge.UNDEFINED
+            col.cells.why[v][und.accepted] = why
+    return found
+
+
 def _fallback_why(refs: Mapping[str, Reference], reasons: Reasons, main: str) -> str:
     for r in refs.values():
         off = np.flatnonzero((r.source != main) & (r.why >= 0))
@@ -941,6 +964,9 @@ def _validate_options(opts: Options) -> Options:
         raise GradcheckError("usage", "limits must be a gradcheck Limits object.")
     if not 1 <= opts.limits.max_digits <= 4000:  # Python itself refuses ints past 4,300 digits
         raise GradcheckError("usage", f"max_digits must be from 1 to 4000, not {opts.limits.max_digits}.")
+    if opts.where_undefined not in claims.WHERE_UNDEFINED:
+        raise GradcheckError("usage", f"where_undefined must be one of {', '.join(claims.WHERE_UNDEFINED)}, "
+                             f"not {opts.where_undefined!r}.")
     digits = opts.exact_digits
     if isinstance(digits, bool) or not isinstance(digits, int) or not 1 <= digits <= 1000:
         raise GradcheckError("usage", f"exact_digits must be a whole number from 1 to 1000, not {digits!r}.")

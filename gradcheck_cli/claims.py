@@ -85,11 +85,66 @@ class ClaimVerdict:
     diagnosis: str | None = None
     proof: str | None = None  # SymPy: proved | not proved | too large; None when not run
     diagnosis_kind: str | None = None  # one of DIAGNOSES
+    undefined: dict[str, Any] | None = None  # where the claim is undefined but ∂f/∂v is not
 
     def to_dict(self) -> dict[str, Any]:
         return {"variable": self.variable, "formula": self.formula, "verdict": self.verdict,
                 "checked": self.checked, "failing": self.failing, "witness": self.witness,
-                "diagnosis": self.diagnosis, "diagnosis_kind": self.diagnosis_kind, "proof": self.proof}
+                "diagnosis": self.diagnosis, "diagnosis_kind": self.diagnosis_kind, "proof": self.proof,
+                "undefined": self.undefined}
+
+
+@dataclass
+class Undefined:
+    """Cells where a claim is undefined (nan or ±inf) while ∂f/∂v is defined."""
+
+    cells: np.ndarray  # (K,) bool
+    isolated: np.ndarray  # (K,) bool: the claim is defined and right on both sides (tested cells)
+    accepted: np.ndarray  # (K,) bool: accepted under the policy
+
+
+def undefined_cells(graph: Graph, claim_graphs: Mapping[str, Graph], points: Mapping[str, np.ndarray],
+                    claimed: Mapping[str, np.ndarray], truth: Mapping[str, np.ndarray],
+                    failing: Mapping[str, np.ndarray], policy: str, seed: int = 0) -> dict[str, Undefined]:
+    """For every claim, the failing cells where the claim is undefined and ∂f/∂v is not, and
+    whether each is an isolated point: the claim is evaluated a small step to each side (along
+    one random direction through every variable, at two distances) and must be defined there
+    and agree with reverse-mode ∂f/∂v at the same side points. A point where a random draw
+    lands is never isolated in practice; the special points probed on purpose can be."""
+    from .interpret import Values, evaluate_output
+    from .reverse import gradient
+
+    out: dict[str, Undefined] = {}
+    names = list(graph.variables)
+    for v, claim in claim_graphs.items():
+        if v not in failing:
+            continue
+        with np.errstate(all="ignore"):
+            cells = failing[v] & ~np.isfinite(claimed[v]) & np.isfinite(truth[v])
+        isolated = np.zeros_like(cells)
+        tested = np.flatnonzero(cells)[:MAX_SIDE_TESTS]
+        if len(tested) and names:
+            rng = np.random.default_rng(seed)
+            d = rng.normal(size=len(names))
+            d /= np.linalg.norm(d)
+            side = {n: [] for n in names}
+            for k in tested:
+                for h in SIDE_STEPS:
+                    for sign in (-1.0, 1.0):
+                        for j, n in enumerate(names):
+                            x = float(np.asarray(points[n])[k]) if np.ndim(points[n]) else float(points[n])
+                            side[n].append(x + sign * h * max(1.0, abs(x)) * d[j])
+            at = {n: np.array(xs) for n, xs in side.items()}
+            m = len(SIDE_STEPS) * 2
+            with np.errstate(all="ignore"):
+                c = np.broadcast_to(evaluate_output(claim, Values(at)), (len(tested) * m,))
+                g = gradient(graph, at, [v])[v]
+                close = np.abs(c - g) <= SIDE_RTOL * np.maximum(1.0, np.abs(g))
+                ok = np.isfinite(c) & np.isfinite(g) & close
+            isolated[tested] = ok.reshape(len(tested), m).all(axis=1)
+        accepted = {"accept": cells, "reject": np.zeros_like(cells), "isolated": isolated}[policy]
+        out[v] = Undefined(cells, isolated, accepted.copy())
+    return out
 
 
 def _fits(a: np.ndarray, b: np.ndarray) -> bool:
@@ -102,7 +157,14 @@ def _nice(x: float) -> str:
 
 
 # Stable names of the diagnoses (JSON `diagnosis_kind`, a check file's `diagnosis = "..."`).
-DIAGNOSES = ("sign", "factor", "offset", "wrong-variable", "missing-term", "extra-term", "wrong-term")
+DIAGNOSES = ("sign", "factor", "offset", "wrong-variable", "missing-term", "extra-term", "wrong-term",
+             "undefined")
+# Where a claim is undefined but ∂f/∂v is not: accept isolated points only (a removable
+# singularity such as (x²−1)/(x−1) for x+1), accept every such point, or reject them all.
+WHERE_UNDEFINED = ("isolated", "accept", "reject")
+SIDE_STEPS = (1e-7, 1e-4)  # relative distances of the side points that tell an isolated point
+SIDE_RTOL = 1e-6  # agreement of the claim with ∂f/∂v at the side points
+MAX_SIDE_TESTS = 64
 
 
 def diagnose(claimed: np.ndarray, truth: np.ndarray,
@@ -142,19 +204,36 @@ def judge_claims(
     fail_code: int,
     proofs: Mapping[str, str] | None = None,
     terms: Mapping[str, tuple[str, str]] | None = None,
+    undefined: Mapping[str, Undefined] | None = None,
 ) -> dict[str, ClaimVerdict]:
-    """The named verdict of every claim, from the claim column's judged cells."""
+    """The named verdict of every claim, from the claim column's judged cells (cells where
+    the claim is undefined and that the policy accepted are no longer failing)."""
     out: dict[str, ClaimVerdict] = {}
     for v, formula in formulas.items():
         c = np.asarray(claimed[v], dtype=np.float64)
         code = codes[v]
-        judged = (code == pass_code) | (code == fail_code)
-        failing = code == fail_code
+        und = (undefined or {}).get(v)
+        accepted = und.accepted if und is not None else np.zeros(len(code), bool)
+        judged = (code == pass_code) | (code == fail_code) | accepted
+        failing = (code == fail_code) & ~accepted
+        where = (_undefined_evidence(und, at_text, references[v])
+                 if und is not None and und.cells.any() else None)
         if not judged.any():
             out[v] = ClaimVerdict(v, formula, "cannot-judge", 0, 0)
             continue
         if not failing.any():
-            out[v] = ClaimVerdict(v, formula, "correct", int(judged.sum()), 0)
+            verdict = "equal-except-undefined" if accepted.any() else "correct"
+            out[v] = ClaimVerdict(v, formula, verdict, int(judged.sum()), 0, undefined=where)
+            if accepted.any():
+                out[v].diagnosis = where["text"].replace("∂f/∂v", f"∂f/∂{v}")  # type: ignore[index]
+            continue
+        if und is not None and not (failing & ~und.cells).any():
+            k = int(np.flatnonzero(failing)[0])
+            witness = {"at": at_text(k), "claimed": float(c[k]), "true": float(np.asarray(references[v])[k])}
+            text = where["text"].replace("∂f/∂v", f"∂f/∂{v}")  # type: ignore[index]
+            out[v] = ClaimVerdict(v, formula, "wrong", int(judged.sum()), int(failing.sum()), witness,
+                                  f"undefined where the derivative is not: {text}",
+                                  diagnosis_kind="undefined", undefined=where)
             continue
         truth = np.asarray(references[v], dtype=np.float64)
         with np.errstate(all="ignore"):
@@ -181,3 +260,16 @@ def judge_claims(
     for v, c in out.items():
         c.proof = (proofs or {}).get(v)
     return out
+
+
+def _undefined_evidence(und: Undefined, at_text: Any, truth: np.ndarray) -> dict[str, Any]:
+    ks = np.flatnonzero(und.cells)
+    isolated = bool(und.isolated[ks].all())
+    shown_points = [at_text(int(k)) for k in ks[:10]]
+    first = int(ks[0])
+    where = (f"at {len(ks)} isolated point{'s' if len(ks) != 1 else ''}" if isolated
+             else f"at {len(ks)} point{'s' if len(ks) != 1 else ''}, not all isolated (on part of the box)")
+    text = (f"the claim is undefined {where}, e.g. --at {shown_points[0]}, where ∂f/∂v = "
+            f"{_nice(float(truth[first]))}" + (" (a removable singularity)" if isolated else
+                                               ": its domain is smaller than the derivative's"))
+    return {"count": int(len(ks)), "isolated": isolated, "at": shown_points, "text": text}

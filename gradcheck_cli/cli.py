@@ -2,7 +2,8 @@
 
 Exit codes: 0 every method agrees with the reference; 1 a disagreement; 2 bad input (one
 clear message on stderr, or one JSON object under --format json; never a traceback);
-3 inconclusive (nothing could be judged: no method ran, or no reference anywhere).
+3 inconclusive (nothing could be judged: no method ran, or no reference anywhere). Files of
+many checks and a class's answers have their own rules (suite.exit_code, grading.exit_code).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import click
 from . import checkfile, runfiles
 from . import junit as junit_xml
 from .check import check
-from .claims import parse_expect
+from .claims import WHERE_UNDEFINED, parse_expect
 from .errors import GradcheckError, escape_controls
 from .inputs import parse_assignments, shown
 from .limits import DEFAULT_LIMITS, Limits
@@ -70,7 +71,8 @@ class _GroupedHelp(click.Command):
     after a "--". An explicit "--" makes what follows the formula, even "--x"."""
 
     SECTIONS = (
-        ("Formula and point", ("file", "at", "wrt", "expect")),
+        ("Formula and point", ("file", "at", "wrt")),
+        ("Homework", ("expect", "where_undefined", "answers")),
         ("Many points", ("sample", "domain", "seed")),
         ("Methods and verdict", ("methods", "reference", "rtol", "atol", "step", "dtype", "strict")),
         ("Output", ("fmt", "digits", "show_formula", "per_point", "junit")),
@@ -138,6 +140,9 @@ class _GroupedHelp(click.Command):
 @click.option("--wrt", metavar="NAME[,...]", help="Differentiate with respect to these only.")
 @click.option("--expect", multiple=True, metavar="NAME=FORMULA",
               help="A claimed derivative ∂f/∂NAME to check and diagnose (repeatable; homework).")
+@click.option("--where-undefined", type=click.Choice(WHERE_UNDEFINED), default="isolated", show_default=True,
+              help="A claim undefined where the derivative is not: accept isolated points only (a "
+                   "removable singularity), accept every such point, or reject them all.")
 @click.option("--sample", type=click.IntRange(1, MAX_SAMPLE), metavar="N",
               help="Check at N points drawn from the --domain box (stratified; the --at values fix "
                    "variables instead).")
@@ -197,6 +202,7 @@ def cli(
     at: tuple[str, ...],
     wrt: str | None,
     expect: tuple[str, ...],
+    where_undefined: str,
     sample: int | None,
     domain: tuple[str, ...],
     seed: int | None,
@@ -246,7 +252,9 @@ def cli(
                 wrt=_names(wrt), methods=_names(methods) if methods is not None else None,
                 reference=None if reference == "auto" else reference, rtol=rtol, atol=atol, step=step,
                 strict=strict or None, dtype=None if dtype == "float64" else dtype, sample=sample,
-                domain=parse_domain(domain) if domain else None, seed=seed).items() if v is not None}
+                domain=parse_domain(domain) if domain else None, seed=seed,
+                where_undefined=None if where_undefined == "isolated" else where_undefined).items()
+                if v is not None}
             overrides.update(limits=limits, symbolic_timeout=symbolic_timeout,
                              symbolic_memory=symbolic_memory * 2**20, timeout=timeout,
                              show_formula=show_formula)
@@ -306,6 +314,7 @@ def cli(
             seed=seed,
             description=description,
             expect=parse_expect(expect) if expect else None,
+            where_undefined=where_undefined,
         )
         _arm_timeout(0)
     except GradcheckError as err:

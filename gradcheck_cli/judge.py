@@ -32,10 +32,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-PASS, FAIL, UNRELIABLE, KINK, CONVENTION, NONDIFF, NOJUDGE, NOTRUN, REFERENCE = range(9)
+PASS, FAIL, UNRELIABLE, KINK, CONVENTION, NONDIFF, NOJUDGE, NOTRUN, REFERENCE, UNDEFINED = range(10)
 CELL_NAMES = ("pass", "fail", "unreliable", "kink", "convention", "nondifferentiable",
-              "cannot-judge", "not-run", "reference")
-JUDGED = (PASS, FAIL, KINK, CONVENTION, NONDIFF)  # a conclusion about the derivative
+              "cannot-judge", "not-run", "reference", "undefined-accepted")
+# UNDEFINED: a claimed derivative undefined where ∂f/∂v is defined, at a point the
+# --where-undefined policy accepts (a removable singularity); claims only.
+JUDGED = (PASS, FAIL, KINK, CONVENTION, NONDIFF, UNDEFINED)  # a conclusion about the derivative
 LENIENT = (KINK, CONVENTION, NONDIFF)  # pass, unless --strict
 RELATIVE, ABSOLUTE, INTERVAL = range(3)
 ERROR_KINDS = ("relative", "absolute", "interval")

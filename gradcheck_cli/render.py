@@ -202,7 +202,8 @@ def _what_else(m: MethodReport, report: Report) -> str:
 def _lenient_count(report: Report) -> str:
     names = {judge.KINK: "values between the one-sided derivatives at a kink",
              judge.CONVENTION: "an AD convention at a switching point",
-             judge.NONDIFF: "any value where f has no derivative"}
+             judge.NONDIFF: "any value where f has no derivative",
+             judge.UNDEFINED: "a claim undefined at a point where the derivative is defined (--where-undefined)"}
     return ", ".join(text for code, text in names.items() if _first_cell(report, code) is not None)
 
 
@@ -216,6 +217,7 @@ _CELL_STYLE = {
     judge.CONVENTION: ("convention", "yellow"), judge.NONDIFF: ("not differentiable", "yellow"),
     judge.UNRELIABLE: ("unreliable", "yellow"), judge.NOJUDGE: ("no reference", "yellow"),
     judge.NOTRUN: ("could not run", "yellow"), judge.REFERENCE: ("reference", "dim"),
+    judge.UNDEFINED: ("undefined (accepted)", "yellow"),
 }
 
 
@@ -434,13 +436,16 @@ def claim_lines(report: Report) -> list[tuple[str, bool]]:
     out = []
     for v, c in report.claims.items():
         head = f"claim ∂f/∂{v} = {one_line(c.formula)}: "
-        if c.verdict == "correct":
+        if c.verdict in ("correct", "equal-except-undefined"):
             where = f"at all {c.checked} points" if c.checked > 1 else "at the point"
             proof = {"proved": f"; SymPy proves claim − ∂f/∂{v} = 0",
                      "not proved": "; SymPy's simplify could not prove it (the numbers decide)",
                      "too large": "; too large for SymPy to prove (the numbers decide)"
                      }.get(c.proof or "", "")
-            out.append((head + f"{PASS} correct ({where}{proof})", True))
+            if c.verdict == "correct":
+                out.append((head + f"{PASS} correct ({where}{proof})", True))
+            else:
+                out.append((head + f"{PASS} equal except where it is undefined: {c.diagnosis}{proof}", True))
         elif c.verdict == "wrong":
             w = c.witness or {}
             text = (head + f"{FAIL} wrong at {c.failing} of {c.checked} points; e.g. --at {w.get('at')}: "

@@ -41,7 +41,7 @@ import numpy as np
 
 from . import checkfile
 from .checkfile import shown, shown_path
-from .claims import DIAGNOSES
+from .claims import DIAGNOSES, WHERE_UNDEFINED
 from .errors import GradcheckError
 from .methods import METHODS, REFERENCES
 from .report import Report
@@ -57,7 +57,6 @@ _PER_CHECK = ("name", "expect", "diagnosis", "expression", "formula", "claims", 
 FILE_KEYS = ("check", "defaults", "description", "title")
 MAX_NAME = 200
 MAX_CHECKS = 100_000
-WHERE_UNDEFINED = ("isolated", "accept", "reject")
 
 
 @dataclass
@@ -381,11 +380,12 @@ def outcome_of(report: Report, spec: CheckSpec) -> tuple[str, str]:
                          f"{w.get('claimed', math.nan):.6g}, true {w.get('true', math.nan):.6g})"
                          + (f"; {c.diagnosis}" if c.diagnosis else ""))
         return "wrong", "; ".join(parts)
-    if all(c.verdict == "correct" for c in claims):
+    if all(c.verdict in ("correct", "equal-except-undefined") for c in claims):
         proved = all(c.proof == "proved" for c in claims)
         points = min(c.checked for c in claims)
+        undefined = [f"∂f/∂{c.variable}: {c.diagnosis}" for c in claims if c.verdict != "correct"]
         return "correct", f"correct at {points} point{'s' if points != 1 else ''}" + (
-            " (SymPy proves it)" if proved else "")
+            " (SymPy proves it)" if proved else "") + "".join(f"; {u}" for u in undefined)
     return "cannot-judge", "; ".join(f"∂f/∂{c.variable}: {c.verdict}" for c in claims)
 
 

@@ -10,6 +10,7 @@ import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -270,3 +271,40 @@ def test_term_diagnoses(expr: str, claim: str, kind: str, text: str) -> None:
 def test_no_term_diagnosis_on_a_correct_answer() -> None:
     c = check("x*sin(x**2)", expect={"x": "sin(x**2) + 2*x**2*cos(x**2)"}, sample=8, seed=5).claims["x"]
     assert c.verdict == "correct" and c.diagnosis is None and c.diagnosis_kind is None
+
+
+# ---- equal except where the claim is undefined ------------------------------------------------
+
+
+def test_a_removable_singularity_is_equal_except_at_an_isolated_point() -> None:
+    # f = x²/2 + x, f' = x + 1; the claim (x²−1)/(x−1) is x + 1 except at x = 1 (0/0)
+    pts = {"x": np.array([1.0, 0.5, -1.2])}
+    report = check("x**2/2 + x", pts, expect={"x": "(x**2-1)/(x-1)"})
+    c = report.claims["x"]
+    assert report.verdict == "pass" and c.verdict == "equal-except-undefined"
+    assert c.undefined == {"count": 1, "isolated": True, "at": ["x=1.0"], "text": c.undefined["text"]}
+    assert "∂f/∂v = 2 " in c.undefined["text"] and "removable singularity" in c.diagnosis
+    rejected = check("x**2/2 + x", pts, expect={"x": "(x**2-1)/(x-1)"}, where_undefined="reject")
+    r = rejected.claims["x"]
+    assert rejected.verdict == "fail" and r.verdict == "wrong" and r.diagnosis_kind == "undefined"
+    assert r.witness is not None and r.witness["true"] == 2.0 and r.failing == 1
+
+
+def test_a_claim_undefined_on_part_of_the_box_is_wrong_unless_accepted() -> None:
+    # d/dx log|x| = 1/x everywhere but 0; exp(-log(x)) is 1/x only for x > 0
+    report = check("log(abs(x))", sample=30, seed=2, expect={"x": "exp(-log(x))"})
+    c = report.claims["x"]
+    assert c.verdict == "wrong" and c.diagnosis_kind == "undefined" and c.undefined["isolated"] is False
+    assert all(float(a.split("=")[1]) < 0 for a in c.undefined["at"])
+    accepted = check("log(abs(x))", sample=30, seed=2, expect={"x": "exp(-log(x))"}, where_undefined="accept")
+    assert accepted.claims["x"].verdict == "equal-except-undefined" and accepted.verdict == "pass"
+
+
+def test_where_undefined_on_the_command_line() -> None:
+    args = ["x**2/2+x", "--at", "x=1", "--expect", "x=(x**2-1)/(x-1)"]
+    assert run(*args).exit_code == 0
+    assert run(*args, "--where-undefined", "reject").exit_code == 1
+    body = strict_json(run(*args, "--format", "json").stdout)
+    assert body["claims"]["x"]["verdict"] == "equal-except-undefined"
+    claim_method = next(m for m in body["methods"] if m["name"] == "claim")
+    assert claim_method["cells"] == {"x": "undefined-accepted"}
