@@ -103,7 +103,17 @@ def _what_happened(op: str, trouble: Trouble) -> str:
         return "is -inf (log of zero)"
     if op == "pow" and ins[0] == 0:
         return f"is {v:g} (zero to a negative power)"
+    if op in _POLES and ins and ins[0] in _POLES[op]:
+        return f"is {v:g}: a pole of {op} (undefined at {_POLES[op][ins[0]]})"
     return f"overflows to {v:g}"
+
+
+# Functions with poles at points a float can hold exactly (tan and sec have theirs at odd
+# multiples of π/2, which no float is: there they are large, not infinite). log2/log10 of 0 too.
+_POLES = {
+    "cot": {0.0: "u = kπ"}, "csc": {0.0: "u = kπ"}, "atanh": {1.0: "u = ±1", -1.0: "u = ±1"},
+    "log2": {0.0: "u = 0"}, "log10": {0.0: "u = 0"},
+}
 
 
 def _is_one(graph: Graph, i: int) -> bool:

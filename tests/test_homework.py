@@ -308,3 +308,13 @@ def test_where_undefined_on_the_command_line() -> None:
     assert body["claims"]["x"]["verdict"] == "equal-except-undefined"
     claim_method = next(m for m in body["methods"] if m["name"] == "claim")
     assert claim_method["cells"] == {"x": "undefined-accepted"}
+
+
+@pytest.mark.parametrize(("expr", "at", "where"), [
+    ("cot(x)", "x=0", "a pole of cot (undefined at u = kπ)"),
+    ("csc(2*x)", "x=0", "a pole of csc"),
+    ("atanh(x)", "x=1", "a pole of atanh (undefined at u = ±1)"),
+])
+def test_a_pole_is_named_as_a_pole(expr: str, at: str, where: str) -> None:
+    result = run(expr, "--at", at)
+    assert result.exit_code == 2 and where in result.output
