@@ -43,6 +43,10 @@ class GradcheckError(Exception):
         self.column = column  # 1-based column in `source`, for syntax errors
         self.source = source
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # picklable with its keyword fields (a file's checks run in two processes)
+        return (_rebuild, (self.kind, self.message, self.column, self.source))
+
     def caret(self) -> str | None:
         """The offending line with a caret under the column, or None when there is no column."""
         if self.column is None or self.source is None:
@@ -60,3 +64,7 @@ class GradcheckError(Exception):
         shown = prefix + line[start:end] + suffix
         pad = len(prefix) + (self.column - 1 - start)
         return f"  {shown}\n  {' ' * pad}^"
+
+
+def _rebuild(kind: str, message: str, column: int | None, source: str | None) -> GradcheckError:
+    return GradcheckError(kind, message, column=column, source=source)

@@ -32,7 +32,7 @@ from .errors import GradcheckError
 from .limits import DEFAULT_LIMITS
 from .parse import parse
 from .report import Report
-from .suite import CheckSpec, Outcome, run_one
+from .suite import CheckSpec, Outcome, run_all
 
 ANSWER_KEYS = ("answers", "student")
 GRADES = ("correct", "wrong", "missing", "invalid", "cannot-judge", "error")
@@ -109,8 +109,8 @@ def asked(spec: CheckSpec) -> list[str]:
     return list(parse(spec.expression, spec.options.get("limits", DEFAULT_LIMITS)).variables)
 
 
-def grade_one(problem: CheckSpec, partials: Sequence[str], student: Answers,
-              overrides: Mapping[str, Any], run: Callable[..., Report]) -> Grade:
+def _prepare(problem: CheckSpec, partials: Sequence[str], student: Answers) -> Grade | CheckSpec:
+    """A grade already decided (no answer, an invalid one), or the check that decides it."""
     name = problem.name
     given = student.answers.get(name)
     if given is None:
@@ -125,17 +125,19 @@ def grade_one(problem: CheckSpec, partials: Sequence[str], student: Answers,
         return Grade(student.student, name, "invalid",
                      f"answers ∂f/∂{shown(stray[0], 20)}, which the problem does not ask for "
                      f"(it asks for {', '.join(partials)})")
-    graph = parse(problem.expression)
     try:
-        parse_claims(claims, graph, DEFAULT_LIMITS)
+        parse_claims(claims, parse(problem.expression), DEFAULT_LIMITS)
     except GradcheckError as err:
         return Grade(student.student, name, "invalid", err.message)
-    spec = replace(problem, name=name, options={**problem.options, "expect": dict(claims),
-                                                 "wrt": list(partials)},
+    return replace(problem, options={**problem.options, "expect": dict(claims), "wrt": list(partials)},
                    expect="correct", diagnosis=None)
-    outcome = run_one(spec, overrides, run)
+
+
+def _grade(spec: CheckSpec, partials: Sequence[str], student: Answers, outcome: Outcome) -> Grade:
+    name = spec.name
     if outcome.outcome == "error":
         return Grade(student.student, name, "error", outcome.detail, outcome)
+    claims = spec.options["expect"]
     missing = [v for v in partials if v not in claims]
     grade = outcome.outcome
     detail = outcome.detail
@@ -151,10 +153,11 @@ def grade_one(problem: CheckSpec, partials: Sequence[str], student: Answers,
 
 
 def grade_all(problems: Sequence[CheckSpec], students: Sequence[Answers], overrides: Mapping[str, Any],
-              run: Callable[..., Report], progress: Callable[[Grade], None] | None = None,
+              run: Callable[..., Report], progress: Callable[[Any], None] | None = None,
               ) -> list[list[Grade]]:
-    """Grades, one row per student, one column per problem (problems that could not be read
-    are an error in every row)."""
+    """Grades, one row per student, one column per problem (a problem that could not be read
+    is an error in every row). The checks run through `suite.run_all` (two processes for a
+    large class)."""
     partials: dict[str, list[str] | GradcheckError] = {}
     for p in problems:
         if p.error is not None:
@@ -165,23 +168,29 @@ def grade_all(problems: Sequence[CheckSpec], students: Sequence[Answers], overri
         except GradcheckError as err:
             partials[p.name] = err
     known = {p.name for p in problems}
-    rows = []
+    cells: list[list[Grade | CheckSpec]] = []
     for s in students:
         extra = [k for k in s.answers if k not in known]
         if extra:
             s.notes.append(f"answers to problems the problems file does not have: "
                            f"{', '.join(shown(k, 30) for k in extra[:5])}")
-        row = []
+        row: list[Grade | CheckSpec] = []
         for p in problems:
             asked_here = partials[p.name]
             if isinstance(asked_here, GradcheckError):
-                g = Grade(s.student, p.name, "error", asked_here.message)
+                row.append(Grade(s.student, p.name, "error", asked_here.message))
             else:
-                g = grade_one(p, asked_here, s, overrides, run)
-            row.append(g)
-            if progress is not None:
-                progress(g)
-        rows.append(row)
+                row.append(_prepare(p, asked_here, s))
+            if progress is not None and isinstance(row[-1], Grade):
+                progress(row[-1])
+        cells.append(row)
+    specs = [c for row in cells for c in row if isinstance(c, CheckSpec)]
+    outcomes = iter(run_all(specs, overrides, run, progress))
+    rows = []
+    for s, row in zip(students, cells):
+        rows.append([c if isinstance(c, Grade) else
+                     _grade(c, partials[c.name], s, next(outcomes))  # type: ignore[arg-type]
+                     for c in row])
     return rows
 
 

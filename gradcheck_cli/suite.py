@@ -32,7 +32,9 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import multiprocessing
+import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -417,15 +419,91 @@ def run_one(spec: CheckSpec, overrides: Mapping[str, Any], run: Callable[..., Re
     return Outcome(spec, outcome, ok, report=report, detail=detail, seconds=time.monotonic() - started)
 
 
-def run_all(specs: Iterable[CheckSpec], overrides: Mapping[str, Any], run: Callable[..., Report],
-            progress: Callable[[Outcome], None] | None = None) -> list[Outcome]:
-    out = []
-    for spec in specs:
-        o = run_one(spec, overrides, run)
-        out.append(o)
-        if progress is not None:
-            progress(o)
-    return out
+# A file this large runs its checks in two processes (each with its own SymPy worker) on a
+# machine with two cores or more: below it, forking and a second SymPy import do not pay.
+PARALLEL_MIN = 48
+_CHUNK = 8  # checks per message from the second process: a smooth progress bar
+
+
+def run_all(specs: Sequence[CheckSpec], overrides: Mapping[str, Any], run: Callable[..., Report],
+            progress: Callable[[Outcome], None] | None = None, processes: int | None = None,
+            ) -> list[Outcome]:
+    """Every check, in order. A large file on a machine with two cores or more runs every
+    other check in a forked second process (its own SymPy worker), which sends its outcomes
+    back in chunks; if it dies, this process runs what it left."""
+    if processes is None:
+        processes = 2 if len(specs) >= PARALLEL_MIN and (os.cpu_count() or 1) >= 2 else 1
+    tell = progress or (lambda o: None)
+    if processes < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        out = []
+        for spec in specs:
+            out.append(run_one(spec, overrides, run))
+            tell(out[-1])
+        return out
+    ctx = multiprocessing.get_context("fork")
+    theirs = list(range(1, len(specs), 2))
+    receive, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_second, args=([specs[i] for i in theirs], overrides, run, send),
+                        daemon=False)
+    child.start()
+    send.close()
+    results: dict[int, Outcome] = {}
+    got = 0  # outcomes received from the child, in order
+
+    def drain(block: bool) -> bool:
+        nonlocal got
+        while block or receive.poll():
+            try:
+                batch = receive.recv()
+            except (EOFError, OSError):
+                return False
+            if batch is None:
+                return False
+            for o in batch:
+                results[theirs[got]] = o
+                got += 1
+                tell(o)
+        return True
+
+    alive = True
+    try:
+        for i in range(0, len(specs), 2):
+            results[i] = run_one(specs[i], overrides, run)
+            tell(results[i])
+            if alive:
+                alive = drain(False)
+        if alive:
+            drain(True)
+    finally:
+        receive.close()
+        if child.is_alive():
+            child.terminate()
+        child.join()
+    for i in theirs[got:]:  # the second process died: run what it left
+        results[i] = run_one(specs[i], overrides, run)
+        tell(results[i])
+    return [results[i] for i in range(len(specs))]
+
+
+def _second(specs: Sequence[CheckSpec], overrides: Mapping[str, Any], run: Callable[..., Report],
+            send: Any) -> None:
+    """The second process: Ctrl-C is the first process's to handle (it ends this one)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    batch: list[Outcome] = []
+    try:
+        for spec in specs:
+            batch.append(run_one(spec, overrides, run))
+            if len(batch) == _CHUNK:
+                send.send(batch)
+                batch = []
+        send.send(batch)
+        send.send(None)
+    except (BrokenPipeError, OSError):
+        pass
+    finally:
+        send.close()
 
 
 def exit_code(outcomes: Sequence[Outcome], file_errors: int = 0) -> int:

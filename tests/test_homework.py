@@ -318,3 +318,52 @@ def test_where_undefined_on_the_command_line() -> None:
 def test_a_pole_is_named_as_a_pole(expr: str, at: str, where: str) -> None:
     result = run(expr, "--at", at)
     assert result.exit_code == 2 and where in result.output
+
+
+# ---- two processes for a large file ----------------------------------------------------------
+
+
+def _specs(n: int):
+    from gradcheck_cli import suite
+    body = "\n".join(f'[[check]]\nname = "c{i}"\nexpression = "x**{i % 4 + 2} + {i}*x"\n'
+                     f'claims = {{ x = "{i % 4 + 2}*x**{i % 4 + 1} + {i if i % 5 else i + 1}" }}\n'
+                     f'points = [{{ x = 0.5 }}, {{ x = 1.5 }}, {{ x = -1 }}]\n' for i in range(n))
+    return suite, body
+
+
+def test_two_processes_give_the_same_outcomes_in_the_same_order(tmp_path: Path) -> None:
+    suite, body = _specs(20)
+    specs = suite.load(write(tmp_path, "s.toml", body)).specs
+    one = suite.run_all(specs, {}, check, processes=1)
+    seen: list[str] = []
+    two = suite.run_all(specs, {}, check, processes=2, progress=lambda o: seen.append(o.spec.name))
+    def key(outcomes):
+        return [(o.spec.name, o.outcome, o.detail) for o in outcomes]
+    assert key(one) == key(two)
+    assert sorted(seen) == sorted(o.spec.name for o in one)
+    # every fifth check claims the constant i + 1 instead of i: wrong, off by 1
+    assert [o.outcome for o in two] == ["wrong" if i % 5 == 0 else "correct" for i in range(20)]
+
+
+def test_a_second_process_that_dies_leaves_its_checks_to_the_first(tmp_path: Path) -> None:
+    import os
+    suite, body = _specs(12)
+    specs = suite.load(write(tmp_path, "s.toml", body)).specs
+    parent = os.getpid()
+
+    def dying(*args, **kwargs):
+        if os.getpid() != parent:
+            os._exit(1)
+        return check(*args, **kwargs)
+
+    out = suite.run_all(specs, {}, dying, processes=2)
+    assert [o.spec.name for o in out] == [f"c{i}" for i in range(12)]
+    assert [o.outcome for o in out] == ["wrong" if i % 5 == 0 else "correct" for i in range(12)]
+
+
+def test_errors_survive_the_trip_between_processes() -> None:
+    import pickle
+
+    from gradcheck_cli import GradcheckError
+    e = pickle.loads(pickle.dumps(GradcheckError("syntax", "bad", column=3, source="x+")))
+    assert (e.kind, e.message, e.column, e.source) == ("syntax", "bad", 3, "x+")
