@@ -53,6 +53,11 @@ ALLOW_LIST: dict[tuple[str, str, str], str] = {
         "yielded by symbolic.py's generators, which run our code on the parsed graph, not user "
         "code; the pipe is private to this parent/child pair"
     ),
+    ("suite.py", "run_all.drain", "recv"): (
+        "Connection.recv unpickles the outcomes of a file's checks from the second process this "
+        "process forked to run half of them: our dataclasses of reports, floats and arrays; the "
+        "pipe is private to this parent/child pair"
+    ),
     ("worker.py", "_die_with_parent", "import ctypes"): (
         "one fixed libc call, prctl(PR_SET_PDEATHSIG, SIGKILL), so the SymPy worker dies with "
         "gradcheck; no user data reaches it"
