@@ -118,7 +118,7 @@ def check(expression: str, point: Mapping[str, Any] | None = None, **options: An
                               {v: float(x) for v, x in point.items()}, dtype)
         points = drawn.points
         sample = Sample(opts.sample, seed, drawn.domain, drawn.redrawn, drawn.dropped,
-                        drawn.undefined_where)
+                        drawn.undefined_where, drawn.defined_fraction, drawn.hint)
         batched = True
     else:
         if opts.domain:
@@ -193,12 +193,16 @@ def check(expression: str, point: Mapping[str, Any] | None = None, **options: An
         diagnostics.append(Diagnostic(
             "undefined-points",
             f"f was undefined at {sample.dropped} of {sample.n} drawn points even after "
-            f"{sampling.REDRAWS} rounds of redraws ({sample.undefined_where}); they were not checked."))
+            f"{sampling.REDRAWS} rounds of redraws ({sample.undefined_where}); they were not checked"
+            + (f"; f is defined on {_share(sample.defined_fraction)} of the box: {sample.hint} "
+               "would check where it is" if sample.hint else "") + "."))
     elif sample is not None and sample.redrawn:
         diagnostics.append(Diagnostic(
             "redrawn-points",
             f"{sample.redrawn} draws fell where f is undefined and were redrawn "
-            f"({sample.undefined_where})."))
+            f"({sample.undefined_where})"
+            + (f"; f is defined on {_share(sample.defined_fraction)} of the box: {sample.hint} "
+               "would check where it is" if sample.hint else "") + "."))
     methods = [state.reports[n] for n in names]
     for m in methods:
         m.batched = batched
@@ -844,6 +848,10 @@ class _Judging:
                 method = kind.split(":", 1)[1]
                 self.diagnostics.append(Diagnostic(
                     "method-failed", f"{method} could not run for {some_names(names, 5)}{at}: {why}"))
+
+
+def _share(fraction: float) -> str:
+    return "under 1%" if fraction < 0.01 else f"about {fraction:.0%}"
 
 
 def _accept_undefined(graph: Graph, claim_graphs: Mapping[str, Graph], points: Mapping[str, np.ndarray],

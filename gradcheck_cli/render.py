@@ -203,7 +203,8 @@ def _lenient_count(report: Report) -> str:
     names = {judge.KINK: "values between the one-sided derivatives at a kink",
              judge.CONVENTION: "an AD convention at a switching point",
              judge.NONDIFF: "any value where f has no derivative",
-             judge.UNDEFINED: "a claim undefined at a point where the derivative is defined (--where-undefined)"}
+             judge.UNDEFINED: "a claim undefined at a point where the derivative is defined "
+                              "(--where-undefined)"}
     return ", ".join(text for code, text in names.items() if _first_cell(report, code) is not None)
 
 
@@ -609,7 +610,8 @@ def report_dict(report: Report, per_point: bool = False) -> dict[str, Any]:
     if report.sample is not None:
         s = report.sample
         out["sample"] = {"n": s.n, "seed": s.seed, "domain": {v: list(b) for v, b in s.domain.items()},
-                         "redrawn": s.redrawn, "dropped": s.dropped, "undefined_where": s.undefined_where}
+                         "redrawn": s.redrawn, "dropped": s.dropped, "undefined_where": s.undefined_where,
+                         "defined_fraction": s.defined_fraction, "suggested_domain": s.hint}
     if per_point:
         out["per_point"] = {
             "points": {v: _array(a) for v, a in report.points.items()},

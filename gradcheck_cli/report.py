@@ -150,6 +150,8 @@ class Sample:
     redrawn: int = 0  # draws replaced because f was undefined there
     dropped: int = 0  # points still undefined after the last redraw (not checked)
     undefined_where: str | None = None  # why f was undefined at a typical bad draw
+    defined_fraction: float = 1.0  # of the box, as the first stratified draw saw it
+    hint: str | None = None  # a --domain where f is defined, when much of the box is not
 
 
 @dataclass

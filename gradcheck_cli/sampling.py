@@ -38,6 +38,8 @@ class Drawn:
     redrawn: int
     dropped: int
     undefined_where: str | None
+    defined_fraction: float = 1.0  # of the first, stratified draw
+    hint: str | None = None  # a --domain where f is defined, when much of the box is not
 
 
 def new_seed() -> int:
@@ -99,10 +101,13 @@ def draw(
     points.update({v: np.full(n, x, dtype=dtype) for v, x in fixed.items()})
     redrawn = 0
     where: str | None = None
+    fraction = 1.0
     for attempt in range(REDRAWS + 1):
         values = evaluate(graph, points, dtype)
         f = np.broadcast_to(values[graph.output], (n,))
         bad = np.flatnonzero(~np.isfinite(f))
+        if attempt == 0:
+            fraction = 1.0 - len(bad) / n
         if not len(bad):
             break
         if where is None:
@@ -115,10 +120,11 @@ def draw(
     good = np.isfinite(np.broadcast_to(evaluate(graph, points, dtype)[graph.output], (n,)))
     dropped = int((~good).sum())
     if not good.any():
-        raise GradcheckError("undefined", _nowhere(graph, box, where))
+        raise GradcheckError("undefined", _nowhere(graph, box, where, fixed))
     kept = {v: p[good] for v, p in points.items()}
+    hint = suggest_domain(graph, box, fixed) if dropped or fraction < MOSTLY_UNDEFINED else None
     return Drawn(kept, seed, {v: (float(a), float(b)) for v, (a, b) in box.items()},
-                 redrawn, dropped, where)
+                 redrawn, dropped, where, fraction, hint)
 
 
 def _describe(graph: Graph, values: Sequence[np.ndarray], k: int, points: Mapping[str, np.ndarray]) -> str:
@@ -128,9 +134,96 @@ def _describe(graph: Graph, values: Sequence[np.ndarray], k: int, points: Mappin
     return f"{what} (e.g. at {at})"
 
 
-def _nowhere(graph: Graph, box: Mapping[str, tuple[float, float]], where: str | None) -> str:
+MOSTLY_UNDEFINED = 0.5  # below this defined fraction of the box, a better --domain is suggested
+_GRID = np.concatenate([-np.logspace(4, -3, 160), [0.0], np.logspace(-3, 4, 160)])
+
+
+def suggest_domain(graph: Graph, box: Mapping[str, tuple[float, float]],
+                   fixed: Mapping[str, float] | None = None) -> str | None:
+    """A --domain where f is defined, found variable by variable: scan each variable over a
+    wide grid (−10⁴…10⁴, log-spaced, and the box itself) with the others at the centre of the
+    box so far, take the run of defined values nearest the box, sharpen its ends by bisection,
+    and keep its overlap with the box (or, if none, a box-wide interval inside the run). The
+    result is kept only if f is defined at most of 64 points drawn from it. Cheap: a few
+    thousand evaluations of f, batched."""
+    names = list(box)
+    if not names or len(names) > 8:
+        return None
+    fixed = dict(fixed or {})
+    trial = {v: (float(a), float(b)) for v, (a, b) in box.items()}
+    for _ in range(2):  # a second sweep sees the other variables in their new intervals
+        for v in names:
+            found = _defined_interval(graph, v, trial, fixed)
+            if found is not None:
+                trial[v] = found
+        if _mostly_defined(graph, trial, fixed):
+            if all(trial[v] == tuple(map(float, box[v])) for v in names):
+                return None
+            return "--domain " + ",".join(f"{v}={a:.6g}:{b:.6g}" for v, (a, b) in trial.items())
+    return _positive_hint(graph, box)
+
+
+def _f(graph: Graph, pts: Mapping[str, np.ndarray], m: int) -> np.ndarray:
+    with np.errstate(all="ignore"):
+        return np.isfinite(np.broadcast_to(evaluate(graph, pts)[graph.output], (m,)))
+
+
+def _mostly_defined(graph: Graph, trial: Mapping[str, tuple[float, float]],
+                    fixed: Mapping[str, float]) -> bool:
+    rng = np.random.Generator(np.random.PCG64(1))
+    pts = {v: rng.uniform(a, b, 64) for v, (a, b) in trial.items()}
+    pts.update({v: np.full(64, x) for v, x in fixed.items()})
+    return bool(_f(graph, pts, 64).mean() > 0.5)
+
+
+def _defined_interval(graph: Graph, v: str, trial: Mapping[str, tuple[float, float]],
+                      fixed: Mapping[str, float]) -> tuple[float, float] | None:
+    lo, hi = trial[v]
+    grid = np.unique(np.concatenate([_GRID, np.linspace(lo, hi, 65)]))
+    m = len(grid)
+    pts = {w: np.full(m, (a + b) / 2) for w, (a, b) in trial.items()}
+    pts.update({w: np.full(m, x) for w, x in fixed.items()})
+    pts[v] = grid
+    ok = _f(graph, pts, m)
+    if not ok.any():
+        return None
+    # runs of defined grid values: [start, end] index pairs
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], ok.astype(np.int8), [0]])))
+    runs = list(zip(edges[::2], edges[1::2] - 1))
+    centre = (lo + hi) / 2
+
+    def distance(run: tuple[int, int]) -> float:
+        a, b = grid[run[0]], grid[run[1]]
+        return 0.0 if a <= centre <= b else min(abs(a - centre), abs(b - centre))
+
+    i, j = min(runs, key=lambda r: (distance(r), -(grid[r[1]] - grid[r[0]])))
+
+    def edge(inside: int, outside: int) -> float:  # bisect between a defined and an undefined value
+        a, b = float(grid[inside]), float(grid[outside])
+        for _ in range(40):
+            mid = (a + b) / 2
+            probe = {w: np.full(1, (c + d) / 2) for w, (c, d) in trial.items()}
+            probe.update({w: np.full(1, x) for w, x in fixed.items()})
+            probe[v] = np.full(1, mid)
+            a, b = (mid, b) if _f(graph, probe, 1)[0] else (a, mid)
+        return a
+
+    a = edge(i, i - 1) if i > 0 else float(grid[i])
+    b = edge(j, j + 1) if j + 1 < m else float(grid[j])
+    width = hi - lo
+    nudge = 1e-3 * min(width, b - a)
+    a, b = a + (nudge if i > 0 else 0.0), b - (nudge if j + 1 < m else 0.0)
+    if a < hi and b > lo and min(b, hi) - max(a, lo) > 1e-6 * width:
+        return max(a, lo), min(b, hi)
+    if b <= lo:  # the run lies below the box
+        return max(a, b - width), b
+    return a, min(b, a + width)
+
+
+def _nowhere(graph: Graph, box: Mapping[str, tuple[float, float]], where: str | None,
+             fixed: Mapping[str, float]) -> str:
     shown = ", ".join(f"{v}={lo:g}:{hi:g}" for v, (lo, hi) in box.items())
-    hint = _positive_hint(graph, box)
+    hint = suggest_domain(graph, box, fixed)
     return (f"f is undefined at every point drawn from the box {shown} after {REDRAWS} rounds of redraws: "
             f"{where or 'f is not finite'}. Give a --domain where f is defined"
             + (f", e.g. {hint}" if hint else "") + ".")

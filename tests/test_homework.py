@@ -367,3 +367,30 @@ def test_errors_survive_the_trip_between_processes() -> None:
     from gradcheck_cli import GradcheckError
     e = pickle.loads(pickle.dumps(GradcheckError("syntax", "bad", column=3, source="x+")))
     assert (e.kind, e.message, e.column, e.source) == ("syntax", "bad", 3, "x+")
+
+
+# ---- a box that is mostly undefined ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(("expr", "lo", "width"), [
+    ("sqrt(x-5)", 5.0, 4.0),      # undefined on the whole default box: the run x > 5, box-wide
+    ("asin(x-5)", 4.0, 2.0),      # defined only on [4, 6]
+])
+def test_an_undefined_box_suggests_one_where_f_is_defined(expr: str, lo: float, width: float) -> None:
+    result = run(expr, "--sample", "10", "--seed", "1")
+    assert result.exit_code == 2
+    hint = result.output.split("--domain x=")[1].split(".\n")[0].rstrip(".")
+    a, b = (float(t) for t in hint.split(":"))
+    assert lo <= a < lo + 0.01 and abs((b - a) - width) < 0.01
+    assert run(expr, "--sample", "10", "--seed", "1", "--domain", f"x={a}:{b}").exit_code == 0
+
+
+def test_a_mostly_undefined_box_says_how_much_and_where_instead() -> None:
+    body = strict_json(run("sqrt(x-1.9)", "--sample", "40", "--seed", "3", "--format", "json").stdout)
+    sample = body["sample"]
+    assert sample["defined_fraction"] < 0.1 and sample["redrawn"] > 0
+    a, b = (float(t) for t in sample["suggested_domain"].split("x=")[1].split(":"))
+    assert 1.9 < a < 1.91 and b == 2.0
+    kinds = ("undefined-points", "redrawn-points")
+    note = next(d["message"] for d in body["diagnostics"] if d["kind"] in kinds)
+    assert "--domain x=" in note and "of the box" in note
