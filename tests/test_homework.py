@@ -394,3 +394,27 @@ def test_a_mostly_undefined_box_says_how_much_and_where_instead() -> None:
     kinds = ("undefined-points", "redrawn-points")
     note = next(d["message"] for d in body["diagnostics"] if d["kind"] in kinds)
     assert "--domain x=" in note and "of the box" in note
+
+
+def test_progress_shows_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import io as _io
+    import sys
+
+    from gradcheck_cli import runfiles
+    with runfiles.progress_bar(10, "checks") as advance:
+        assert advance is None  # stderr is not a terminal under pytest: nothing extra
+    f = write(tmp_path, "s.toml", SUITE)
+    result = CliRunner().invoke(cli, ["--file", str(f)], catch_exceptions=False)
+    assert result.stderr == ""
+
+    class Terminal(_io.StringIO):
+        def isatty(self) -> bool:
+            return True
+    fake = Terminal()
+    monkeypatch.setattr(sys, "stderr", fake)
+    with runfiles.progress_bar(3, "checks") as advance:
+        assert advance is not None
+        for _ in range(3):
+            advance(None)
+    with runfiles.progress_bar(1, "checks") as advance:
+        assert advance is None  # one check: no bar
