@@ -30,7 +30,7 @@ from typing import Any
 import mpmath
 import numpy as np
 
-from . import claims, judge, kinks, probe, reverse, sampling, symbolic
+from . import claims, judge, kinks, probe, reverse, sampling, special_points, symbolic
 from .errors import GradcheckError
 from .explain import describe_trouble, node_texts
 from .graph import Graph, at_point, evaluate, first_trouble, natural_key, some_names
@@ -84,6 +84,7 @@ class Options:
     description: str = ""  # shown in every output format (a check file's description)
     expect: Mapping[str, str] | None = None  # claimed derivatives, v -> formula (homework)
     where_undefined: str = "isolated"  # a claim undefined where ∂f/∂v is not: claims.WHERE_UNDEFINED
+    probe: bool = True  # with claims and sample: also check at the special points (special_points.py)
 
 
 def check(expression: str, point: Mapping[str, Any] | None = None, **options: Any) -> Report:
@@ -117,8 +118,18 @@ def check(expression: str, point: Mapping[str, Any] | None = None, **options: An
         drawn = sampling.draw(graph, opts.sample, opts.domain or {}, seed,
                               {v: float(x) for v, x in point.items()}, dtype)
         points = drawn.points
+        probe_why: list[str] = []
+        if claim_graphs and opts.probe:
+            # homework: besides the random points, the points where answers typically differ
+            # (zeros of denominators, log and sqrt arguments, kinks) and each side of them
+            found = special_points.special_points(
+                [graph, *claim_graphs.values()], drawn.points, drawn.domain, rng=seed,
+                labels=["f", *(f"the claim for ∂f/∂{v}" for v in claim_graphs)]).where_defined(0)
+            if len(found.why):
+                points = {v: np.asarray(p, dtype=dtype) for v, p in found.appended_to(drawn.points).items()}
+                probe_why = list(found.why)
         sample = Sample(opts.sample, seed, drawn.domain, drawn.redrawn, drawn.dropped,
-                        drawn.undefined_where, drawn.defined_fraction, drawn.hint)
+                        drawn.undefined_where, drawn.defined_fraction, drawn.hint, probe_why)
         batched = True
     else:
         if opts.domain:
@@ -218,7 +229,8 @@ def check(expression: str, point: Mapping[str, Any] | None = None, **options: An
             {v: opts.expect[v] for v in claim_graphs if v in wrt},  # type: ignore[index]
             col.values, col.cells.code, {v: r.hi for v, r in state.refs.items()},
             lambda k: ",".join(f"{v}={float(points[v][k])!r}" for v in points), judge.PASS, judge.FAIL,
-            sym.proofs if sym is not None else {}, sym.terms if sym is not None else {}, undefined)
+            sym.proofs if sym is not None else {}, sym.terms if sym is not None else {}, undefined,
+            lambda k: sample.probes[k - sample.n] if sample is not None and k >= sample.n else None)
     if verdict == "inconclusive":
         diagnostics.append(Diagnostic("inconclusive", _inconclusive_why(methods, wrt)))
     return Report(

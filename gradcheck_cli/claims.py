@@ -205,6 +205,7 @@ def judge_claims(
     proofs: Mapping[str, str] | None = None,
     terms: Mapping[str, tuple[str, str]] | None = None,
     undefined: Mapping[str, Undefined] | None = None,
+    point_note: Any = None,
 ) -> dict[str, ClaimVerdict]:
     """The named verdict of every claim, from the claim column's judged cells (cells where
     the claim is undefined and that the policy accepted are no longer failing)."""
@@ -229,7 +230,8 @@ def judge_claims(
             continue
         if und is not None and not (failing & ~und.cells).any():
             k = int(np.flatnonzero(failing)[0])
-            witness = {"at": at_text(k), "claimed": float(c[k]), "true": float(np.asarray(references[v])[k])}
+            witness = {"at": at_text(k), "claimed": float(c[k]), "true": float(np.asarray(references[v])[k]),
+                       "probe": point_note(k) if point_note is not None else None}
             text = where["text"].replace("∂f/∂v", f"∂f/∂{v}")  # type: ignore[index]
             out[v] = ClaimVerdict(v, formula, "wrong", int(judged.sum()), int(failing.sum()), witness,
                                   f"undefined where the derivative is not: {text}",
@@ -240,7 +242,8 @@ def judge_claims(
             gap = np.where(failing, np.abs(c - truth), -1.0)
         gap = np.where(failing & ~np.isfinite(gap), np.inf, gap)
         k = int(np.argmax(gap))
-        witness = {"at": at_text(k), "claimed": float(c[k]), "true": float(truth[k])}
+        witness = {"at": at_text(k), "claimed": float(c[k]), "true": float(truth[k]),
+                   "probe": point_note(k) if point_note is not None else None}
         ok = judged & np.isfinite(truth) & np.isfinite(c)
         others = {w: np.asarray(references[w], dtype=np.float64)[ok] for w in references
                   if w != v and np.isfinite(np.asarray(references[w])[ok]).all()}

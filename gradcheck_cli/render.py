@@ -288,7 +288,10 @@ def _points_text(report: Report) -> str:
     if report.sample is not None:
         s = report.sample
         box = ", ".join(f"{v} in [{lo:g}, {hi:g}]" for v, (lo, hi) in s.domain.items())
-        count = f"{report.size} point" + ("s" if report.size != 1 else "")
+        drawn = report.size - len(s.probes)
+        count = f"{drawn} point" + ("s" if drawn != 1 else "")
+        if s.probes:
+            count += f" + {len(s.probes)} probed"
         return f"{count} (--seed {s.seed}; {box})"
     return f"{report.size} points" if report.size > 1 else ""  # (K = 1 is not "1 points")
 
@@ -449,7 +452,8 @@ def claim_lines(report: Report) -> list[tuple[str, bool]]:
                 out.append((head + f"{PASS} equal except where it is undefined: {c.diagnosis}{proof}", True))
         elif c.verdict == "wrong":
             w = c.witness or {}
-            text = (head + f"{FAIL} wrong at {c.failing} of {c.checked} points; e.g. --at {w.get('at')}: "
+            text = (head + f"{FAIL} wrong at {c.failing} of {c.checked} points; e.g. --at {w.get('at')}"
+                    + (f" (probed: {w['probe']})" if w.get("probe") else "") + ": "
                     f"claimed {fmt(w.get('claimed', math.nan), 6)}, true {fmt(w.get('true', math.nan), 6)}")
             if c.diagnosis:
                 text += f"; {c.diagnosis}"
@@ -611,7 +615,8 @@ def report_dict(report: Report, per_point: bool = False) -> dict[str, Any]:
         s = report.sample
         out["sample"] = {"n": s.n, "seed": s.seed, "domain": {v: list(b) for v, b in s.domain.items()},
                          "redrawn": s.redrawn, "dropped": s.dropped, "undefined_where": s.undefined_where,
-                         "defined_fraction": s.defined_fraction, "suggested_domain": s.hint}
+                         "defined_fraction": s.defined_fraction, "suggested_domain": s.hint,
+                         "probed": len(s.probes), "probe_reasons": sorted(set(s.probes))[:20]}
     if per_point:
         out["per_point"] = {
             "points": {v: _array(a) for v, a in report.points.items()},

@@ -152,6 +152,7 @@ class Sample:
     undefined_where: str | None = None  # why f was undefined at a typical bad draw
     defined_fraction: float = 1.0  # of the box, as the first stratified draw saw it
     hint: str | None = None  # a --domain where f is defined, when much of the box is not
+    probes: list[str] = field(default_factory=list)  # why each probed point (after the n drawn)
 
 
 @dataclass

@@ -209,12 +209,13 @@ def _one_term_off(sp: Any, claim: Any, derivative: Any) -> tuple[Any, ...] | Non
         return d == 0 or sp.simplify(d) == 0
 
     for kind, whole, other in (("missing", derivative, claim), ("extra", claim, derivative)):
-        terms = sp.Add.make_args(sp.expand(whole))
-        if len(terms) < 2:
-            continue
-        for t in terms[:TERMS_TRIED]:
-            if same(whole - t, other):
-                return kind, t
+        # the terms as written first (a student's 1e-12/(x-a)**2 stays one readable term)
+        for terms in (sp.Add.make_args(whole), sp.Add.make_args(sp.expand(whole))):
+            if len(terms) < 2:
+                continue
+            for t in terms[:TERMS_TRIED]:
+                if same(whole - t, other):
+                    return kind, t
     mine, true = set(sp.Add.make_args(sp.expand(claim))), set(sp.Add.make_args(sp.expand(derivative)))
     if len(mine - true) == 1 and len(true - mine) == 1 and len(mine & true) >= 1:
         return "wrong", next(iter(mine - true)), next(iter(true - mine))

@@ -418,3 +418,41 @@ def test_progress_shows_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch, tmp_
             advance(None)
     with runfiles.progress_bar(1, "checks") as advance:
         assert advance is None  # one check: no bar
+
+
+# ---- probing the special points --------------------------------------------------------------
+
+NEAR_POLE = "x + 1 + 1e-12/(x - 1.234567)**2"  # = f' except within ~1e-6 of 1.234567
+
+
+def test_probing_finds_a_claim_wrong_only_near_a_denominator_zero() -> None:
+    # uniform sampling alone misses it (what WeBWorK-style checking would accept) ...
+    for seed in range(5):
+        blind = check("x**2/2 + x", sample=20, seed=seed, expect={"x": NEAR_POLE}, probe=False)
+        assert blind.claims["x"].verdict == "correct"
+    # ... the probed points at the zero of its denominator and beside it catch it
+    for seed in range(5):
+        report = check("x**2/2 + x", sample=20, seed=seed, expect={"x": NEAR_POLE})
+        c = report.claims["x"]
+        assert c.verdict == "wrong" and report.verdict == "fail"
+        assert c.witness is not None and abs(float(c.witness["at"].split("=")[1]) - 1.234567) < 1e-3
+        assert "1.234567" in (c.witness["probe"] or "")
+        assert report.sample is not None and len(report.sample.probes) >= 3
+        assert report.size == 20 + len(report.sample.probes)
+    assert c.diagnosis_kind == "extra-term" and "(x - 1234567/1000000)**2)" in (c.diagnosis or "")
+
+
+def test_probing_confirms_a_removable_singularity_at_its_point() -> None:
+    report = check("x**2/2 + x", sample=20, seed=1, expect={"x": "(x**2-1)/(x-1)"})
+    c = report.claims["x"]
+    assert c.verdict == "equal-except-undefined" and c.undefined["at"] == ["x=1.0"]
+
+
+def test_redraws_are_counted_and_a_seed_repeats_the_points() -> None:
+    a = check("sqrt(x)", sample=50, seed=11, methods=["reverse"])
+    b = check("sqrt(x)", sample=50, seed=11, methods=["reverse"])
+    assert a.sample is not None and a.sample.redrawn > 0 and a.sample.dropped == 0
+    assert a.size == 50 and np.all(a.points["x"] > 0)
+    assert np.array_equal(a.points["x"], b.points["x"]) and a.sample.redrawn == b.sample.redrawn
+    c = check("sqrt(x)", sample=50, seed=12, methods=["reverse"])
+    assert not np.array_equal(a.points["x"], c.points["x"])
