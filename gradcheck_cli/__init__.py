@@ -7,14 +7,32 @@ finite differences) and say whether they agree.
     {'x': -4.0, 'y': -4.0, 'z': 3.0}
 """
 
-from .check import METHODS, check
-from .errors import GradcheckError
-from .graph import Graph
-from .limits import Limits
-from .parse import parse
-from .report import Diagnostic, MethodReport, Report
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# Imported on first use (PEP 562), so the console entry point can start SymPy's worker before
+# numpy and the rest are imported (entry.py); `from gradcheck_cli import check` works as ever.
+_WHERE = {
+    "METHODS": "check", "check": "check", "GradcheckError": "errors", "Graph": "graph",
+    "Limits": "limits", "parse": "parse", "Diagnostic": "report", "MethodReport": "report",
+    "Report": "report",
+}
 
 __all__ = [
     "METHODS", "Diagnostic", "Graph", "GradcheckError", "Limits", "MethodReport", "Report",
     "check", "parse",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

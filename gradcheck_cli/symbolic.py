@@ -31,7 +31,7 @@ from .interpret import walk
 from .rules import erf as _erf_numpy
 
 SYMBOLIC_TIMEOUT = 10.0  # seconds, --symbolic-timeout
-SYMBOLIC_MEMORY = 2 * 2**30  # bytes, --symbolic-memory (in MiB on the command line)
+SYMBOLIC_MEMORY = workers.DEFAULT_MEMORY  # bytes, --symbolic-memory (in MiB on the command line)
 EXACT_DIGITS = 30
 EXACT_MAX_DPS = 3_000  # the most working digits the exact evaluation climbs to
 ZERO_CHECK_DPS = 400  # an exact 0 is believed from this many working digits on

@@ -38,6 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+DEFAULT_MEMORY = 2 * 2**30  # bytes: the default --symbolic-memory
 WORKER_STACK_BYTES = 512 * 2**20
 WORKER_RECURSION_LIMIT = 200_000
 
@@ -251,6 +252,24 @@ def shared(memory: int | None, warm: Callable[[], None] | None = None) -> Worker
         w = _WORKERS[key] = Worker(memory, warm)
     w.start()
     return w
+
+
+def _warm_everything() -> None:
+    """What a worker started before anything else needs: SymPy, mpmath, numpy (lambdify) and
+    our symbolic module (each request names one of its generators)."""
+    import mpmath  # noqa: F401
+    import numpy  # noqa: F401
+    import sympy  # noqa: F401
+
+    from . import symbolic  # noqa: F401
+
+
+def prestart(memory: int = DEFAULT_MEMORY) -> None:
+    """Fork this thread's worker now, before the command line imports numpy, rich and click and
+    parses the formula: SymPy's import (the largest part of a short check's time) then runs
+    beside all of that instead of after it. A check that wants a worker with this budget
+    finds it running; one that does not need SymPy leaves it to die with us."""
+    shared(memory, _warm_everything)
 
 
 @atexit.register
