@@ -199,7 +199,7 @@ def _not_regular(where: str, mode: int) -> GradcheckError:
     )
 
 
-def _read(p: Path, where: str) -> bytes:
+def _read(p: Path, where: str, most: int = MAX_FILE_BYTES) -> bytes:
     try:
         # stat() first: opening a FIFO with no writer blocks, and a device never ends (a
         # committed symlink to /dev/zero reports size 0).
@@ -213,7 +213,7 @@ def _read(p: Path, where: str) -> bytes:
             mode = os.fstat(handle.fileno()).st_mode
             if not stat.S_ISREG(mode):
                 raise _not_regular(where, mode)
-            raw = handle.read(MAX_FILE_BYTES + 1)
+            raw = handle.read(most + 1)
     except FileNotFoundError:
         raise GradcheckError("bad-file", f"no such check file: {where}.") from None
     except ValueError:  # a NUL character in the path (possible from Python, not from a shell)
@@ -221,8 +221,8 @@ def _read(p: Path, where: str) -> bytes:
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise GradcheckError("bad-file", f"cannot read {where}: {_inert(reason, 100)}.") from None
-    if len(raw) > MAX_FILE_BYTES:
-        raise GradcheckError("bad-file", f"{where} is larger than {MAX_FILE_BYTES:,} bytes.")
+    if len(raw) > most:
+        raise GradcheckError("bad-file", f"{where} is larger than {most:,} bytes.")
     return raw
 
 
@@ -336,6 +336,14 @@ describe = _describe
 name = _name
 number = _number
 description = _description
+
+
+def read_bounded(path: str | Path, where: str, most: int) -> bytes:
+    """A file's bytes, read as a check file is (regular files only), at most `most` of them."""
+    return _read(Path(path), where, most)
+
+
+decode = _decode
 
 
 def parse_float_text(text: str, where: str, key: str) -> float:

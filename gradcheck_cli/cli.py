@@ -27,7 +27,7 @@ from . import junit as junit_xml
 from .check import check
 from .claims import WHERE_UNDEFINED, parse_expect
 from .errors import GradcheckError, escape_controls
-from .inputs import parse_assignments, shown
+from .inputs import parse_assignments, read_formula, shown
 from .limits import DEFAULT_LIMITS, Limits
 from .methods import DEFAULT_METHODS, METHODS, REFERENCES
 from .output import emit, try_write, width
@@ -71,7 +71,7 @@ class _GroupedHelp(click.Command):
     after a "--". An explicit "--" makes what follows the formula, even "--x"."""
 
     SECTIONS = (
-        ("Formula and point", ("file", "at", "wrt")),
+        ("Formula and point", ("program_file", "file", "at", "wrt")),
         ("Homework", ("expect", "where_undefined", "answers")),
         ("Many points", ("sample", "domain", "seed")),
         ("Methods and verdict", ("methods", "reference", "rtol", "atol", "step", "dtype", "strict")),
@@ -130,6 +130,9 @@ class _GroupedHelp(click.Command):
 
 @click.command(cls=_GroupedHelp, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("expression", required=False)
+@click.option("--program", "program_file", metavar="PATH",
+              help="Read the formula or program from PATH ('-': standard input), for texts longer "
+                   "than a command line allows. EXPRESSION '-' reads standard input too.")
 @click.option("--file", "files", type=click.Path(dir_okay=False), metavar="PATH", multiple=True,
               help="Run the checks of a TOML check file (repeatable: every file is run).")
 @click.option("--answers", multiple=True, metavar="PATH|GLOB",
@@ -197,6 +200,7 @@ class _GroupedHelp(click.Command):
 @click.version_option(package_name="gradcheck")
 def cli(
     expression: str | None,
+    program_file: str | None,
     files: tuple[str, ...],
     answers: tuple[str, ...],
     at: tuple[str, ...],
@@ -245,6 +249,10 @@ def cli(
         if fmt == "csv" and not (files or answers):
             raise GradcheckError("usage", "--format csv is a table of many checks or grades: use it with "
                                  "--file (and --answers).")
+        if program_file is not None or expression == "-":
+            if program_file is not None and expression is not None:
+                raise GradcheckError("usage", "give either an EXPRESSION or --program PATH, not both.")
+            expression = read_formula(program_file or "-", max_length)
         if files or answers:
             if expression is not None:
                 raise GradcheckError("usage", "give either an EXPRESSION or --file PATH, not both.")

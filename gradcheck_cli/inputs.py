@@ -68,3 +68,30 @@ def parse_assignments(items: Sequence[str]) -> dict[str, float]:
                 raise GradcheckError("bad-value", f"{name} is given a value twice in --at.")
             point[name] = value
     return point
+
+
+def read_formula(source: str, max_length: int) -> str:
+    """A formula or program from a file, or from standard input when `source` is "-": for
+    texts longer than a command line allows (128 KiB per argument). Read like a check file
+    (regular files only, bounded, UTF-8) and at most `max_length` characters (--max-length)."""
+    import sys
+
+    from .checkfile import decode, read_bounded, shown_path
+
+    if source == "-":
+        where = "standard input"
+        stream = sys.stdin.buffer if sys.stdin is not None else None
+        if stream is None:
+            raise GradcheckError("bad-file", "the formula is to be read from standard input, which is "
+                                 "closed.")
+        raw = stream.read(4 * max_length + 4)
+    else:
+        where = shown_path(source)
+        raw = read_bounded(source, where, 4 * max_length + 4)
+    text = decode(raw, where)
+    if len(text) > max_length:
+        raise GradcheckError("limit", f"the formula from {where} is longer than {max_length:,} characters "
+                             "(raise it with --max-length).")
+    if not text.strip():
+        raise GradcheckError("syntax", f"the formula from {where} is empty.")
+    return text

@@ -54,6 +54,19 @@ def one_line(expression: str) -> str:
     return expression.replace("\t", " ").replace("\r", " ").replace("\n", " ")
 
 
+TITLE_CHARS = 200  # a formula in a title: its start, then "…" and its length
+JSON_CHARS = 10_000  # a formula in JSON: capped the same way (expression_chars gives the length)
+
+
+def capped(expression: str, limit: int = TITLE_CHARS) -> str:
+    """A formula or program as one line for a title: the lines of a program joined with "; "
+    (comments dropped), white space collapsed, and cut to `limit` characters with "… (N
+    characters)" — a 10⁵-node formula read from standard input is megabytes long."""
+    lines = [ln.split("#", 1)[0].strip() for ln in expression.replace("\r", "\n").split("\n")]
+    text = " ".join("; ".join(ln for ln in lines if ln).split())
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(expression):,} characters)"
+
+
 def reference_label(report: Report) -> str:
     if report.reference == "exact":
         return "exact (30 digits)"
@@ -298,7 +311,7 @@ def _points_text(report: Report) -> str:
 
 def _title(report: Report) -> Text:
     title = Text("gradcheck ", style="bold")
-    title.append(one_line(report.expression))
+    title.append(capped(report.expression))
     if report.size > 1:
         title.append(f"  {_points_text(report)}", style="dim")
     title.append(f"  reference: {reference_label(report)}", style="dim")
@@ -590,7 +603,9 @@ def report_dict(report: Report, per_point: bool = False) -> dict[str, Any]:
             }
         methods.append(entry)
     out: dict[str, Any] = {
-        "expression": report.expression,
+        "expression": capped(report.expression, JSON_CHARS) if len(report.expression) > JSON_CHARS
+        else report.expression,
+        "expression_chars": len(report.expression),
         "description": report.description,
         "point": _numbers(report.point) if single else None,
         "value": json_number(report.value) if single else None,
@@ -668,7 +683,7 @@ def _md_cell(m: MethodReport, v: str, digits: int) -> str:
 
 def to_markdown(report: Report, digits: int = 10) -> str:
     lines = [
-        f"### gradcheck `{one_line(report.expression).replace('`', '')}`",
+        f"### gradcheck `{capped(report.expression).replace('`', '')}`",
         "",
     ]
     if report.description:
