@@ -10,6 +10,8 @@ finite differences) and say whether they agree.
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import Any
 
 # Imported on first use (PEP 562), so the console entry point can start SymPy's worker before
@@ -36,3 +38,18 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted([*globals(), *__all__])
+
+
+class _Package(types.ModuleType):
+    """`check` and `parse` name both a function and the module defining it. Importing the
+    module binds its name on the package; here that binding is dropped, so the name keeps
+    meaning the function, as it did when this file imported them eagerly (and
+    `sys.modules["gradcheck_cli.check"]` is the module, as ever)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in ("check", "parse") and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
