@@ -12,6 +12,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
+from gradcheck_cli.check import check
 from gradcheck_cli.errors import GradcheckError
 from gradcheck_cli.functions import FUNCTIONS
 from gradcheck_cli.graph import Graph, evaluate
@@ -308,6 +309,28 @@ def test_silu_is_swish() -> None:
     assert out_node(parse("silu(x)")).op == "swish"
 
 
+def test_log_with_a_base_is_a_quotient_of_logs() -> None:
+    g = parse("log(x, b)")
+    top = out_node(g)
+    assert top.op == "div" and [g.nodes[a].op for a in top.args] == ["log", "log"]
+    assert [g.nodes[g.nodes[a].args[0]].name for a in top.args] == ["x", "b"]
+    assert value_of("log(x, 2)", x=8.0) == pytest.approx(3.0, rel=1e-15)
+    assert value_of("log(x, b)", x=1000.0, b=10.0) == pytest.approx(3.0, rel=1e-15)
+    assert value_of("log(x, 10)", x=7.0) == pytest.approx(math.log10(7.0), rel=1e-15)
+    assert ops(parse("log(x)")) == ["var", "log"]  # one argument: unchanged
+
+
+def test_log_with_a_base_checks_in_every_method() -> None:
+    # the symbolic method reads the same graph, so every column sees log(x)/log(b)
+    x, b = 3.0, 5.0
+    report = check("log(x, b)", {"x": x, "b": b})
+    assert report.verdict == "pass"
+    want = {"x": 1 / (x * math.log(b)), "b": -math.log(x) / (b * math.log(b) ** 2)}
+    for name in ("reverse", "forward", "symbolic"):
+        got = report.method(name).gradient
+        assert got == {v: pytest.approx(w, rel=1e-13) for v, w in want.items()}, name
+
+
 # ---------------------------------------------------------------------------------------------
 # 5. Deep nesting.
 # ---------------------------------------------------------------------------------------------
@@ -415,7 +438,11 @@ ERRORS = [
     ("(x,y)", "syntax", 3, ["outside a function call"]),
     ("1.2.3", "syntax", 4, ["'.3'"]),
     ("x..5", "syntax", 2, ["U+002E"]),
-    ("x = 1", "syntax", 3, ["U+003D"]),
+    ("x == 1", "syntax", 3, ["U+003D", "EQUALS SIGN", "comparisons"]),  # `x = 1` is a program
+    ("x; y", "syntax", 2, ["U+003B"]),  # without '=' a text is a formula: no statements ...
+    ("x # note", "syntax", 3, ["U+0023"]),  # ... and no comments
+    ("log(x, 2, 3)", "syntax", 1, ["1 to 2", "got 3"]),
+    ("log()", "syntax", 5, ["log() needs an argument"]),
     ("x % 2", "syntax", 3, ["U+0025"]),
     ("1e999", "bad-number", 1, ["float64"]),
     ("x + 1e-999", "bad-number", 5, ["float64"]),
@@ -523,6 +550,24 @@ def test_limits_exponent() -> None:
         assert_caret_under(err)
     err = _raise("x**10001")
     assert err.kind == "limit" and "10000" in err.message and "--max-exponent" in err.message
+
+
+def test_limits_apply_to_each_statement_of_a_program() -> None:
+    limits = Limits(max_depth=3, max_digits=5, max_exponent=3)
+    parse("a = sin(cos(x))\nb = a**3 + 1.2345", limits)
+    for text, kind, line, column in [("a = x\nb = sin(sin(sin(sin(a))))", "limit", 2, 17),
+                                     ("a = x\nb = a + 123456", "limit", 2, 9),
+                                     ("a = x\nb = a**4", "limit", 2, 6)]:
+        err = _raise(text, limits)
+        assert (err.kind, err.line, err.line_column) == (kind, line, column), (text, err.message)
+        assert f"line {line}, column {column}" in err.message
+
+
+def test_program_refuses_characters_outside_comments_only() -> None:
+    parse("a = x  # naïve − comment; with = and ;\nb = a")
+    err = _raise("a = x\nb = a \u2212 1")
+    assert (err.kind, err.line, err.line_column, err.column) == ("syntax", 2, 7, 13)
+    assert "U+2212" in err.message and "hyphen-minus" in err.message
 
 
 def test_limits_length() -> None:
