@@ -30,7 +30,7 @@ import numpy as np
 
 from .explain import describe_trouble, node_texts
 from .graph import Graph, at_point, evaluate, first_trouble, output_trouble
-from .interpret import NotComplexCapable, Shifted, evaluate_output
+from .interpret import Along, NotComplexCapable, Shifted, Values, evaluate_output
 from .rules import RULES
 
 
@@ -521,3 +521,125 @@ def _complex_estimate(
         trunc = np.abs(doubled.imag.astype(np.float64) / (2 * h64) - g64) / 3
         total = dev / PERTURBATION + eps * np.abs(g64) + tiny / h64 + trunc
     return np.asarray(np.where(np.isnan(total), np.inf, total), dtype=np.float64)
+
+
+# --------------------------------------------------------------------------------------------
+# Along directions: ∇f·d for many directions at once (the many-variable check)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class DirectionalResult:
+    """∇f·d_j per direction j and point, (m, K), with the method's error estimate; `bad` where
+    f was not finite at a shifted point (or, complex step, not analytic), `note` why (first)."""
+
+    values: np.ndarray
+    estimate: np.ndarray
+    bad: np.ndarray
+    note: str | None = None
+
+
+def directional(
+    graph: Graph,
+    point: Mapping[str, np.ndarray],
+    wrt: Sequence[str],
+    directions: np.ndarray,
+    method: str = "central",
+    dtype: type = np.float64,
+) -> DirectionalResult:
+    """∇f·d for every row d of `directions` (m, len(wrt)) at every point, by `central` or the
+    complex step (`complex`) along d, all directions in the lanes of one walk (plus one for the
+    truncation and one for the rounding model, as in `central` and `complex_step`): the cost
+    of a few evaluations whatever the number of variables, where one variable at a time costs
+    one per variable. A unit vector e_i gives ∂f/∂x_i. The step along d is the one a variable
+    of the size of the largest moved coordinate would get, h = cbrt(eps) · max(1, |x_i|) (complex:
+    eps² · that), so every moved coordinate is shifted by at most its own default step."""
+    shape = _full_shape(point)
+    m = len(directions)
+    eps = float(np.finfo(dtype).eps)
+    dirs: dict[str, np.ndarray] = {}
+    size = np.ones((m,) + shape)
+    for k, name in enumerate(wrt):
+        col = np.asarray(directions[:, k], dtype=np.float64)
+        if name not in graph.var_nodes or not col.any():
+            continue
+        dirs[name] = col.reshape((m,) + (1,) * len(shape))
+        x = np.abs(np.broadcast_to(np.asarray(point.get(name, 0.0), dtype=np.float64), shape))
+        size = np.maximum(size, np.where(col.reshape((m,) + (1,) * len(shape)) != 0, x, 0.0))
+    if not dirs:
+        z = np.zeros((m,) + shape)
+        return DirectionalResult(z, z.copy(), np.zeros(z.shape, bool))
+    if method == "complex":
+        return _directional_complex(graph, point, dirs, size, shape, eps, dtype)
+    h = np.cbrt(eps) * size  # (m, *shape)
+    lanes = np.stack([h, -h, 2 * h, -2 * h, h / 2, -h / 2])  # (6, m, *shape)
+    d6 = {v: d[None] for v, d in dirs.items()}
+    with np.errstate(all="ignore"):
+        f = evaluate_output(graph, Along(point, lanes, d6, dtype))
+        f = np.broadcast_to(f, lanes.shape).astype(np.float64)
+        fp, fm = f[0], f[1]
+        d1 = (fp - fm) / (2 * h)
+        estimates = []
+        for a, factor in ((2, 2.0), (4, 0.5)):
+            d2 = (f[a] - f[a + 1]) / (2 * factor * h)
+            estimates.append(np.abs(d2 - d1) / abs(factor**2 - 1))
+        big, small = estimates
+        both = 2 * np.fmax(big, small) - np.fmin(big, small)
+        trunc = np.where(np.isnan(big) | np.isnan(small), np.fmax(big, small), both)
+        trunc = np.where(np.isnan(trunc), np.inf, trunc)
+        # f's rounding response at x itself stands for the one at x ± h d (h is 6e-6 of the
+        # coordinates' size): one lane per sign pattern, not two per direction
+        signs = _sign_patterns(len(graph.nodes))
+        f0 = np.broadcast_to(evaluate_output(graph, Values(point, dtype)), shape).astype(np.float64)
+        moved = evaluate_output(graph, Shifted(point, "", np.zeros((1,) + shape), dtype,
+                                               signs=(signs, signs), size=PERTURBATION))
+        moved = np.broadcast_to(moved, (len(signs), 1) + shape).astype(np.float64)
+        dev = np.abs(moved[:, 0] - f0).max(axis=0)
+        resp = np.where(np.isfinite(dev), dev, np.inf) / PERTURBATION
+        estimate = trunc + _rounding(fp, fm, 2 * h, np.stack([resp, resp]), eps)
+    bad = ~(np.isfinite(fp) & np.isfinite(fm))
+    note = "f is not finite at a point shifted along a direction" if bad.any() else None
+    return DirectionalResult(np.where(bad, np.nan, d1), np.where(bad | np.isnan(estimate), np.inf, estimate),
+                             bad, note)
+
+
+def _directional_complex(
+    graph: Graph, point: Mapping[str, np.ndarray], dirs: Mapping[str, np.ndarray], size: np.ndarray,
+    shape: tuple[int, ...], eps: float, dtype: type,
+) -> DirectionalResult:
+    """Im f(x + i h d)/h along every direction at once, with `_complex_estimate`'s error model."""
+    m = size.shape[0]
+    blocked = _not_analytic(graph)
+    moved_vars = [graph.var_nodes[v] for v in dirs]
+    op = next((blocked[i] for i in moved_vars if blocked[i] is not None), None)
+    if op is not None:
+        note = f"complex step needs an analytic formula; {op} is not analytic"
+        return DirectionalResult(np.full((m,) + shape, np.nan), np.full((m,) + shape, np.inf),
+                                 np.ones((m,) + shape, bool), note)
+    dep = graph.depends_on(list(dirs))
+    values = evaluate(graph, point, dtype)
+    branch, reason = _branch_point(graph, values, dep, shape)
+    tiny = float(np.finfo(dtype).tiny)
+    h = np.maximum(eps * eps * size, tiny)
+    with np.errstate(all="ignore"):
+        z = np.stack([1j * h, 2j * h])  # t = ih and 2ih: the value and the truncation check
+        try:
+            lanes = {v: d[None] for v, d in dirs.items()}
+            out = evaluate_output(graph, Along(point, z.astype(np.complex128), lanes, dtype, dep))
+        except NotComplexCapable as exc:
+            return DirectionalResult(np.full((m,) + shape, np.nan), np.full((m,) + shape, np.inf),
+                                     np.ones((m,) + shape, bool), str(exc))
+        out = np.broadcast_to(out, z.shape)
+        g = out[0].imag / h
+        trunc = np.abs(out[1].imag / (2 * h) - g) / 3
+        n = len(graph.nodes)
+        signs = _sign_patterns(2 * n)
+        moved = evaluate_output(graph, Along(point, (1j * h).astype(np.complex128), dirs, dtype, dep,
+                                             (signs[:, :n], signs[:, n:]), PERTURBATION))
+        moved = np.broadcast_to(moved, (len(signs), m) + shape)
+        dev = np.abs(moved.imag / h - g).max(axis=0)
+        estimate = dev / PERTURBATION + eps * np.abs(g) + tiny / h + trunc
+    bad = ~np.isfinite(g) | np.broadcast_to(branch, g.shape)
+    note = reason or ("f is not finite in complex arithmetic along a direction" if bad.any() else None)
+    return DirectionalResult(np.where(bad, np.nan, g), np.where(bad | np.isnan(estimate), np.inf, estimate),
+                             bad, note)

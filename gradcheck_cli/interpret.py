@@ -28,6 +28,8 @@ both modes and can be explained.
 
 from __future__ import annotations
 
+import math
+import operator
 from collections.abc import Callable, Container, Mapping, Sequence
 from fractions import Fraction
 from typing import Any, Protocol, TypeVar
@@ -60,8 +62,15 @@ def walk(
     """Interpret every node (up to `upto`), children before parents.
 
     With `keep`, a value is dropped (set to None) after its last use unless its index is in
-    `keep`: evaluating 10⁵ nodes at 10⁶ points then holds only the live values."""
+    `keep`: evaluating 10⁵ nodes at 10⁶ points then holds only the live values.
+
+    Plain `Values` at one point take the scalar fast path (`float_walk`): the same values,
+    bit for bit, computed with Python floats instead of one numpy call per node."""
     n = len(graph.nodes) if upto is None else upto + 1
+    if type(interp) is Values:
+        fast = _point_values(graph, interp, n, keep)
+        if fast is not None:
+            return fast  # type: ignore[return-value]
     out: list[Any] = [None] * n
     last = graph.last_use if keep is not None else None
     with np.errstate(all="ignore"):
@@ -100,6 +109,10 @@ def backward(
     variable of `wrt` are crossed. `perturb(i, j, partial)`, if given, replaces each local
     partial (the rounding model moves every partial by a chosen amount)."""
     out = graph.output if output is None else output
+    if isinstance(values, PointValues) and observer is None and perturb is None:
+        floats = float_backward(graph, values.floats, wrt, out)
+        if floats is not None:
+            return [None if a is None else np.full(values.shape, a) for a in floats]
     needs = graph.depends_on(wrt)
     adjoint: list[np.ndarray | None] = [None] * len(graph.nodes)
     adjoint[out] = np.ones_like(values[out])
@@ -218,9 +231,609 @@ class Shifted(Values):
         return v * re + re_floor
 
 
+class Along(Shifted):
+    """`Shifted` along directions instead of one variable: variable v is x_v + t · d_v, where
+    `ts` holds the step t of every lane (leading axes) and `dirs[v]` the direction's entry d_v
+    for every lane (broadcast against `ts`); a variable without an entry stays at its point.
+    Complex `ts` evaluate in complex arithmetic where `dep` says so (the complex step along a
+    direction); `signs` move every rounded value as in `Shifted`."""
+
+    def __init__(self, point: Mapping[str, Any], ts: np.ndarray, dirs: Mapping[str, np.ndarray],
+                 dtype: type, dep: Sequence[bool] | None = None,
+                 signs: tuple[np.ndarray, np.ndarray] | None = None, size: float = 0.0) -> None:
+        super().__init__(point, "", ts, dtype, dep, signs, size)
+        self.dirs = dirs
+
+    def var(self, i: int, node: Node) -> np.ndarray:
+        x = Values.var(self, i, node)
+        d = self.dirs.get(node.name)  # type: ignore[arg-type]
+        if d is None:
+            return x
+        return (x + self.xs * d).astype(self.xs.dtype)
+
+
 def evaluate_output(
     graph: Graph, interp: Interpretation[np.ndarray], output: int | None = None
 ) -> np.ndarray:
     """The value of one output only, freeing intermediate values as the walk goes."""
     out = graph.output if output is None else output
     return walk(graph, interp, upto=out, keep={out})[out]
+
+
+# --------------------------------------------------------------------------------------------
+# The one-point fast path: Python floats instead of numpy 0-d calls
+# --------------------------------------------------------------------------------------------
+#
+# At one point every node's value is one number, and a numpy call on it costs about 1 µs of
+# overhead for nanoseconds of arithmetic: a walk of 10⁵ nodes spends 0.1 s in numpy's call
+# machinery, and the backward sweep three times that. `float_walk` and `float_backward` do the
+# same walks with Python floats and `math`, and give the same numbers bit for bit:
+#
+# - `scalar_forms` below is the one table of scalar forms, keyed by op name: each op's value and
+#   its partials written on Python floats exactly as `rules.RULES` writes them on arrays (same
+#   formula, same order of operations). Two checks make "bit for bit" hold on any machine:
+#   every elementary function they call (`_M.sin`, `_M.exp`, ...) is `math`'s only where it
+#   agrees with numpy's on thousands of arguments of every scale, and numpy's own (called on
+#   one float) where it does not (numpy's SIMD exp, tan, tanh, ... differ from libm's by 1–3
+#   ulp on some machines); then every form is checked against its numpy rule on a grid of
+#   arguments with signed zeros and domain edges (`_verified`), and a form that differs there is
+#   left out: numpy computes that op or partial at that node. A rule added to RULES without a
+#   scalar form simply runs through numpy.
+# - Only finite numbers are kept as floats: a scalar form that raises (math.log(0), 1/0.0,
+#   math.exp(1000)) or returns inf/nan hands the node to numpy (a value: the whole walk is
+#   redone by the numpy interpreter, so nan/inf semantics are numpy's, unchanged; a partial:
+#   numpy computes that partial, and Python float arithmetic, IEEE like numpy's, carries it).
+#
+# `walk` takes this path for a plain `Values` interpretation at one point in float64 and hands
+# back `PointValues`: the list of numpy values every caller expects, holding the floats too, so
+# `backward` (and `forward.gradient`) at that point stay on floats.
+
+_LN2 = math.log(2.0)
+_LN10 = math.log(10.0)
+_TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
+
+# The elementary functions the scalar forms call, each with numpy's counterpart and the
+# arguments to compare them on (an interval, linear and logarithmic).
+_ELEMENTARY: dict[str, tuple[Callable[[float], float], Any, tuple[float, float]]] = {
+    "sin": (math.sin, np.sin, (-1e4, 1e4)), "cos": (math.cos, np.cos, (-1e4, 1e4)),
+    "tan": (math.tan, np.tan, (-1e4, 1e4)), "exp": (math.exp, np.exp, (-700.0, 700.0)),
+    "log": (math.log, np.log, (1e-300, 1e300)), "sqrt": (math.sqrt, np.sqrt, (0.0, 1e300)),
+    "asin": (math.asin, np.arcsin, (-1.0, 1.0)), "acos": (math.acos, np.arccos, (-1.0, 1.0)),
+    "atan": (math.atan, np.arctan, (-1e10, 1e10)), "sinh": (math.sinh, np.sinh, (-700.0, 700.0)),
+    "cosh": (math.cosh, np.cosh, (-700.0, 700.0)), "tanh": (math.tanh, np.tanh, (-40.0, 40.0)),
+    "asinh": (math.asinh, np.arcsinh, (-1e10, 1e10)), "acosh": (math.acosh, np.arccosh, (1.0, 1e10)),
+    "atanh": (math.atanh, np.arctanh, (-0.999999, 0.999999)), "log2": (math.log2, np.log2, (1e-300, 1e300)),
+    "log10": (math.log10, np.log10, (1e-300, 1e300)), "erf": (math.erf, None, (0.0, 0.0)),
+}
+
+
+class _M:
+    """The elementary functions of the scalar forms, filled in by `_elementary` on first use."""
+
+    sin = cos = tan = exp = log = sqrt = asin = acos = atan = sinh = cosh = tanh = asinh = acosh = \
+        atanh = log2 = log10 = erf = staticmethod(math.erf)
+
+
+def _elementary() -> None:
+    """Set every `_M` function to `math`'s if it equals numpy's bit for bit on 1,800 arguments
+    spread over its domain and then on 6,000 more (numpy's own log differs from libm's at one
+    argument in a thousand on AVX-512 machines), else to numpy's own on one float (slower, the
+    same bits)."""
+    for name, (mfn, nfn, (lo, hi)) in _ELEMENTARY.items():
+        if nfn is None:  # rules.RULES computes it with this very function
+            setattr(_M, name, staticmethod(mfn))
+            continue
+        xs = np.concatenate([np.linspace(lo, hi, 400), np.linspace(-8.0, 8.0, 800)])
+        if lo > 0:
+            xs = np.concatenate([xs, np.geomspace(lo, hi, 600)])
+        elif hi > 1:
+            g = np.geomspace(1e-300, hi, 300)
+            xs = np.concatenate([xs, g, -g])
+        same = _same_bits(mfn, nfn, xs[(xs >= lo) & (xs <= hi)])
+        if same:
+            fine = np.linspace(max(lo, -30.0), min(hi, 30.0), 6007)
+            same = _same_bits(mfn, nfn, np.concatenate([fine[1:-1], fine[1:-1] * 1e-3 + 1.0]))
+        setattr(_M, name, staticmethod(mfn if same else (lambda x, f=nfn: float(f(x)))))
+
+
+def _same_bits(mfn: Callable[[float], float], nfn: Any, xs: np.ndarray) -> bool:
+    with np.errstate(all="ignore"):
+        ours = np.frompyfunc(mfn, 1, 1)(xs).astype(np.float64)
+        theirs = nfn(xs)
+    return bool(np.array_equal(ours, theirs) and np.array_equal(np.signbit(ours), np.signbit(theirs)))
+
+
+def _sign(x: float) -> float:
+    return 1.0 if x > 0 else -1.0 if x < 0 else 0.0
+
+
+def _power(a: float, b: float) -> float | None:
+    """a**b where numpy's power is plain arithmetic for a scalar exponent (a square is a*a,
+    ...); None elsewhere (numpy's own pow)."""
+    if b == 2.0:
+        return a * a
+    if b == 1.0:
+        return a
+    if b == 0.0:
+        return 1.0
+    if b == -1.0:
+        return 1.0 / a
+    return None
+
+
+def _pow_base_partial(a: float, b: float) -> float | None:
+    if b == 0:
+        return 0.0
+    p = _power(a, b - 1.0)
+    return None if p is None else b * p
+
+
+def _one(o: float, *args: float) -> float:
+    return 1.0
+
+
+def _minus_one(o: float, *args: float) -> float:
+    return -1.0
+
+
+def _second(o: float, a: float, b: float) -> float:
+    return b
+
+
+def _first(o: float, a: float, b: float) -> float:
+    return a
+
+
+# Partials the sweeps apply without calling them (they are finite whenever the values are):
+# 1 · up is up, -1 · up is -up, and mul's partials are its other argument.
+_ONE, _MINUS_ONE, _OTHER, _GENERAL = 1, 2, 3, 0
+_KIND = {_one: _ONE, _minus_one: _MINUS_ONE, _second: _OTHER, _first: _OTHER}
+
+
+ScalarForm = tuple[Callable[..., Any], tuple[Callable[..., Any], ...] | None]
+
+
+def scalar_forms() -> dict[str, ScalarForm]:
+    """op -> (value, partials): partials[j](out, *args) = ∂out/∂args[j], as in rules.RULES,
+    on Python floats. A form may return None: numpy computes that value or partial (pow with
+    an exponent other than 2, 1, 0, -1). Partials None: numpy computes them all (n-ary max/min
+    share their tie count). The one table of scalar forms."""
+    m = _M
+    return {
+        "add": (operator.add, (_one, _one)),
+        "sub": (operator.sub, (_one, _minus_one)),
+        "mul": (operator.mul, (_second, _first)),
+        "div": (operator.truediv, (lambda o, a, b: 1.0 / b, lambda o, a, b: -o / b)),
+        "neg": (operator.neg, (_minus_one,)),
+        "pow": (_power, (lambda o, a, b: _pow_base_partial(a, b),
+                         lambda o, a, b: 0.0 if a == 0 and b > 0 else o * m.log(a))),
+        "sin": (m.sin, (lambda o, x: m.cos(x),)),
+        "cos": (m.cos, (lambda o, x: -m.sin(x),)),
+        "tan": (m.tan, (lambda o, x: 1.0 + o * o,)),
+        "asin": (m.asin, (lambda o, x: 1.0 / m.sqrt(1.0 - x * x),)),
+        "acos": (m.acos, (lambda o, x: -1.0 / m.sqrt(1.0 - x * x),)),
+        "atan": (m.atan, (lambda o, x: 1.0 / (1.0 + x * x),)),
+        "sinh": (m.sinh, (lambda o, x: m.cosh(x),)),
+        "cosh": (m.cosh, (lambda o, x: m.sinh(x),)),
+        "tanh": (m.tanh, (lambda o, x: m.cosh(x) ** -2.0,)),
+        "exp": (m.exp, (lambda o, x: o,)),
+        "log": (m.log, (lambda o, x: 1.0 / x,)),
+        "sqrt": (m.sqrt, (lambda o, x: 0.5 / o,)),
+        "erf": (m.erf, (lambda o, x: _TWO_OVER_SQRT_PI * m.exp(-x * x),)),
+        "sec": (lambda x: 1.0 / m.cos(x), (lambda o, x: o * m.tan(x),)),
+        "csc": (lambda x: 1.0 / m.sin(x), (lambda o, x: -o / m.tan(x),)),
+        "cot": (lambda x: m.cos(x) / m.sin(x), (lambda o, x: -(1.0 + o * o),)),
+        "asinh": (m.asinh, (lambda o, x: 1.0 / m.sqrt(x * x + 1.0),)),
+        "acosh": (m.acosh, (lambda o, x: 1.0 / (m.sqrt(x - 1.0) * m.sqrt(x + 1.0)),)),
+        "atanh": (m.atanh, (lambda o, x: 1.0 / ((1.0 - x) * (1.0 + x)),)),
+        "log2": (m.log2, (lambda o, x: 1.0 / (x * _LN2),)),
+        "log10": (m.log10, (lambda o, x: 1.0 / (x * _LN10),)),
+        "abs": (abs, (lambda o, x: _sign(x),)),
+        "relu": (lambda x: x if x > 0 else 0.0, (lambda o, x: 1.0 if x > 0 else 0.0,)),
+    }
+
+
+# (the rules verified against, values, partials): re-verified when an entry of RULES is replaced
+_VERIFIED: tuple[tuple[Any, ...], dict[str, Callable[..., Any]],
+                 dict[str, tuple[Callable[..., Any] | None, ...]]] | None = None
+
+
+def _same(s: float, n: float) -> bool:
+    return s == n and math.copysign(1.0, s) == math.copysign(1.0, n)
+
+
+def _samples() -> tuple[list[float], list[float]]:
+    """Arguments for the forms' check: signed zeros, tiny and huge magnitudes, the edges of
+    the inverse functions' domains, and numbers of every scale."""
+    fixed = [0.0, -0.0, 1e-300, -1e-8, 0.5, -0.5, 1.0, -1.0, 1.5, -2.0, 3.0, 0.9999999999999999,
+             1.0000000000000002, 20.0, -20.0, 700.0, 1e10, -1e300]
+    spread = [4.0 * math.sin(k * 1.7) for k in range(1, 13)] + [math.exp(k * 9.3 % 60 - 30) for k in range(6)]
+    small = [0.0, -0.0, 0.5, -0.7, 1.0, 2.0, -3.0, 1e-8, 7.25]
+    return fixed + spread, small
+
+
+def _verified() -> tuple[dict[str, Callable[..., Any]], dict[str, tuple[Callable[..., Any] | None, ...]]]:
+    """The scalar forms that agree with numpy bit for bit (sign of zero included) wherever
+    both are finite on the sample arguments, and never give a finite number where numpy does
+    not: (values, partials), computed once per process, in a few milliseconds (numpy on a
+    whole block at once: its results on an array are its results on each element alone), and
+    again whenever an entry of RULES is replaced (a test that plants a wrong rule must see it)."""
+    global _VERIFIED
+    rules = tuple(RULES.items())
+    if _VERIFIED is not None and len(_VERIFIED[0]) == len(rules) and all(
+            a[0] == b[0] and a[1] is b[1] for a, b in zip(_VERIFIED[0], rules)):
+        return _VERIFIED[1], _VERIFIED[2]
+    _KINDS.clear()
+    if _VERIFIED is None:
+        _elementary()
+    unary, binary = _samples()
+    values: dict[str, Callable[..., Any]] = {}
+    partials: dict[str, tuple[Callable[..., Any] | None, ...]] = {}
+    with np.errstate(all="ignore"):
+        for op, (value, parts) in scalar_forms().items():
+            rule = RULES.get(op)
+            if rule is None or rule.arity is None:
+                continue
+            try:
+                ok_value, ok_parts = _check_form(rule, value, parts, unary, binary)
+            except Exception:  # noqa: BLE001 - a rule the form cannot be checked against: numpy's
+                continue
+            if ok_value:
+                values[op] = value
+            if parts is not None:
+                partials[op] = tuple(p if ok else None for p, ok in zip(parts, ok_parts))
+    _VERIFIED = (rules, values, partials)
+    return values, partials
+
+
+def _check_form(rule: Any, value: Callable[..., Any], parts: tuple[Callable[..., Any], ...] | None,
+                unary: list[float], binary: list[float]) -> tuple[bool, list[bool]]:
+    """Whether an op's scalar value, and each scalar partial, agrees with its numpy rule."""
+    arity = rule.arity
+    # a binary op's second argument is unbatched, as a constant exponent is in the numpy walk
+    # (numpy's power is a*a for a scalar exponent 2, its own pow for an array)
+    blocks = [[(x,) for x in unary]] if arity == 1 else [[(a, b) for a in binary] for b in binary]
+    ok_value = True
+    ok_parts = [parts is not None and len(parts) == arity] * arity
+    for grid in blocks:
+        arrays = (np.array([g[0] for g in grid]), *(np.asarray(v) for v in grid[0][1:]))
+        n_out = np.asarray(rule.value(*arrays), dtype=np.float64)
+        ok_value = ok_value and _agrees(value, grid, n_out, lambda args, k: args)
+        finite = np.isfinite(n_out)
+        for j in range(arity):
+            if not ok_parts[j] or parts is None:
+                continue
+            n_p = np.broadcast_to(np.asarray(rule.partial(j, n_out, arrays), dtype=np.float64), n_out.shape)
+            ok_parts[j] = _agrees(parts[j], [g for g, f in zip(grid, finite) if f], n_p[finite],
+                                  lambda args, k, o=n_out[finite]: (float(o[k]), *args))
+    return ok_value, ok_parts
+
+
+def _agrees(fn: Callable[..., Any], grid: Sequence[tuple[float, ...]], numpy: np.ndarray,
+            call: Callable[[tuple[float, ...], int], tuple[float, ...]]) -> bool:
+    for k, args in enumerate(grid):
+        s = _try(fn, call(args, k))
+        n = float(numpy[k])
+        if s is not None and not (math.isfinite(n) and _same(s, n)):
+            return False
+    return True
+
+
+def _try(fn: Callable[..., Any], args: tuple[float, ...]) -> float | None:
+    """fn(*args) if it is a finite float, else None (what the fast path hands to numpy)."""
+    try:
+        r = fn(*args)
+    except (ArithmeticError, ValueError):
+        return None
+    return float(r) if isinstance(r, float) and math.isfinite(r) else None
+
+
+def _numpy_value(op: str, args: Sequence[float]) -> float:
+    return float(np.asarray(RULES[op].value(*(np.asarray(a) for a in args))))
+
+
+def _numpy_partials(op: str, out: float, args: Sequence[float]) -> list[float]:
+    """Every partial of one node by the numpy rule (one argument tuple, so an n-ary rule's
+    shared part is computed once)."""
+    arrays = tuple(np.asarray(a) for a in args)
+    o = np.asarray(out)
+    with np.errstate(all="ignore"):
+        return [float(np.asarray(RULES[op].partial(j, o, arrays))) for j in range(len(args))]
+
+
+def point_floats(
+    point: Mapping[str, Any], dtype: type = np.float64
+) -> tuple[dict[str, float], tuple[int, ...]] | None:
+    """The point as Python floats and its batch shape, if it is one point in float64 (every
+    value of size 1); else None."""
+    if np.dtype(dtype) != np.float64:
+        return None
+    floats: dict[str, float] = {}
+    shapes = []
+    for name, p in point.items():
+        a = np.asarray(p)
+        if a.size != 1 or a.dtype.kind not in "fiu":
+            return None
+        floats[name] = float(a.reshape(-1)[0])
+        shapes.append(a.shape)
+    return floats, tuple(np.broadcast_shapes(*shapes)) if shapes else ()
+
+
+def float_walk(graph: Graph, point: Mapping[str, float], upto: int | None = None) -> list[float] | None:
+    """Every node's value (up to `upto`) at one point as Python floats, or None if some value
+    is not finite or a scalar form raised (then the numpy interpreter decides)."""
+    with np.errstate(all="ignore"):
+        got = _float_walk(graph, point, len(graph.nodes) if upto is None else upto + 1, ())
+    return None if got is None else got[0]
+
+
+def _float_walk(graph: Graph, point: Mapping[str, float], n: int,
+                unbatched_vars: Container[str]) -> tuple[list[float], list[bool]] | None:
+    """The values of nodes 0..n-1, and which of them are unbatched (constants, variables in
+    `unbatched_vars`, and what is computed from those alone: numpy keeps them 0-d)."""
+    values, _ = _verified()
+    nodes = graph.nodes
+    out = [0.0] * n
+    flat = [False] * n
+    for i in range(n):
+        node = nodes[i]
+        op = node.op
+        args = node.args
+        try:
+            if op == "var":
+                r = point[node.name]  # type: ignore[index]
+                flat[i] = node.name in unbatched_vars
+            elif op == "const":
+                r = node.constant_value()
+                flat[i] = True
+            else:
+                fn = values.get(op)
+                if fn is None:
+                    r = None
+                elif len(args) == 1:
+                    r = fn(out[args[0]])
+                elif len(args) == 2:
+                    r = fn(out[args[0]], out[args[1]])
+                else:
+                    r = fn(*[out[a] for a in args])
+                if r is None:
+                    r = _numpy_value(op, [out[a] for a in args])
+                if flat[args[0]] and all(flat[a] for a in args):
+                    flat[i] = True
+        except (ArithmeticError, ValueError, KeyError):
+            return None
+        if r - r:  # nan or ±inf (finite r - r is 0.0)
+            return None
+        out[i] = r
+    return out, flat
+
+
+def float_backward(
+    graph: Graph, values: Sequence[float], wrt: Sequence[str], output: int | None = None
+) -> list[float | None]:
+    with np.errstate(all="ignore"):
+        return _float_backward(graph, values, wrt, output)
+
+
+def _float_backward(
+    graph: Graph, values: Sequence[float], wrt: Sequence[str], output: int | None = None
+) -> list[float | None]:
+    """`backward` on Python floats: the adjoint of every node that leads back to `wrt` (None
+    where it is structurally zero), with the same partials, added in the same order. Where
+    `wrt` is every variable, nodes built from constants alone may get an adjoint too (it
+    reaches no variable)."""
+    _, table = _verified()
+    nodes = graph.nodes
+    out = graph.output if output is None else output
+    every = len(graph.var_nodes) == len({v for v in wrt if v in graph.var_nodes})
+    needs = None if every else _depends(graph, wrt, out)
+    adjoint: list[float | None] = [None] * len(nodes)
+    adjoint[out] = 1.0
+    kinds = _kinds(table)
+    for i in range(out, -1, -1):
+        up = adjoint[i]
+        if up is None:
+            continue
+        node = nodes[i]
+        args = node.args
+        if not args:
+            continue
+        codes = kinds.get(node.op)
+        if len(args) == 2 and codes is not None:
+            a, b = args
+            ka, kb = codes
+            if needs is None or needs[a]:
+                if ka == _ONE:
+                    c = up
+                elif ka == _OTHER:
+                    c = up * values[b]
+                else:
+                    c = up * _partial(table, node.op, 0, values[i], (values[a], values[b]))
+                prev = adjoint[a]
+                adjoint[a] = c if prev is None else prev + c
+            if needs is None or needs[b]:
+                if kb == _ONE:
+                    c = up
+                elif kb == _OTHER:
+                    c = up * values[a]
+                elif kb == _MINUS_ONE:
+                    c = -up
+                else:
+                    c = up * _partial(table, node.op, 1, values[i], (values[a], values[b]))
+                prev = adjoint[b]
+                adjoint[b] = c if prev is None else prev + c
+            continue
+        argv = [values[a] for a in args]
+        numpy_parts: list[float] | None = None
+        for j, a in enumerate(args):
+            if needs is not None and not needs[a]:
+                continue
+            p = _scalar_partial(table, node.op, j, values[i], argv)
+            if p is None:
+                if numpy_parts is None:
+                    numpy_parts = _numpy_partials(node.op, values[i], argv)
+                p = numpy_parts[j]
+            c = up * p
+            prev = adjoint[a]
+            adjoint[a] = c if prev is None else prev + c
+    return adjoint
+
+
+def float_tangent(graph: Graph, values: Sequence[float], name: str, output: int | None = None) -> float:
+    """Forward mode on Python floats: ∂output/∂name at one point, the tangent of `name` seeded
+    with 1 and carried by Σ_j (∂u_i/∂args_j) t_j in topological order, the same partials in
+    the same order as `dual.apply` (a structurally zero tangent contributes nothing)."""
+    with np.errstate(all="ignore"):
+        return _float_tangent(graph, values, name, output)
+
+
+def _float_tangent(graph: Graph, values: Sequence[float], name: str, output: int | None) -> float:
+    _, table = _verified()
+    kinds = _kinds(table)
+    nodes = graph.nodes
+    out = graph.output if output is None else output
+    start = graph.var_nodes.get(name)
+    if start is None or start > out:
+        return 0.0
+    tangent: list[float | None] = [None] * (out + 1)
+    tangent[start] = 1.0
+    for i in range(start + 1, out + 1):
+        node = nodes[i]
+        args = node.args
+        if not args:
+            continue
+        codes = kinds.get(node.op)
+        if len(args) == 2 and codes is not None:
+            a, b = args
+            ta, tb = tangent[a], tangent[b]
+            if ta is None and tb is None:
+                continue
+            t = None
+            if ta is not None:
+                ka = codes[0]
+                t = ta if ka == _ONE else values[b] * ta if ka == _OTHER else \
+                    _partial(table, node.op, 0, values[i], (values[a], values[b])) * ta
+            if tb is not None:
+                kb = codes[1]
+                term = tb if kb == _ONE else values[a] * tb if kb == _OTHER else -tb if kb == _MINUS_ONE \
+                    else _partial(table, node.op, 1, values[i], (values[a], values[b])) * tb
+                t = term if t is None else t + term
+            tangent[i] = t
+            continue
+        live = [j for j, a in enumerate(args) if tangent[a] is not None]
+        if not live:
+            continue
+        argv = [values[a] for a in args]
+        numpy_parts: list[float] | None = None
+        t = None
+        for j in live:
+            p = _scalar_partial(table, node.op, j, values[i], argv)
+            if p is None:
+                if numpy_parts is None:
+                    numpy_parts = _numpy_partials(node.op, values[i], argv)
+                p = numpy_parts[j]
+            term = p * tangent[args[j]]  # type: ignore[operator]
+            t = term if t is None else t + term
+        tangent[i] = t
+    result = tangent[out]
+    return 0.0 if result is None else result
+
+
+_KINDS: dict[str, tuple[int, ...]] = {}
+
+
+def _kinds(table: Mapping[str, tuple[Callable[..., Any] | None, ...]]) -> dict[str, tuple[int, ...]]:
+    """op -> how each partial is applied, for the ops of two arguments with verified partials."""
+    if not _KINDS:
+        for op, parts in table.items():
+            if len(parts) == 2 and all(p is not None for p in parts):
+                _KINDS[op] = tuple(_KIND.get(p, _GENERAL) for p in parts)  # type: ignore[arg-type]
+    return _KINDS
+
+
+def _scalar_partial(table: Mapping[str, tuple[Callable[..., Any] | None, ...]], op: str, j: int,
+                    out: float, argv: Sequence[float]) -> float | None:
+    """The scalar form of ∂out/∂args[j] if it has one that gives a finite number, else None."""
+    parts = table.get(op)
+    fn = parts[j] if parts is not None else None
+    if fn is None:
+        return None
+    try:
+        p = fn(out, *argv)
+    except (ArithmeticError, ValueError):
+        return None
+    return None if p is None or p - p else p
+
+
+def _partial(table: Mapping[str, tuple[Callable[..., Any] | None, ...]], op: str, j: int,
+             out: float, argv: Sequence[float]) -> float:
+    p = _scalar_partial(table, op, j, out, argv)
+    return _numpy_partials(op, out, argv)[j] if p is None else p
+
+
+def float_partials(graph: Graph, values: Sequence[float], i: int) -> list[float]:
+    """Every local partial of node i at one point, as `float_backward` computes them."""
+    with np.errstate(all="ignore"):
+        return _float_partials(graph, values, i)
+
+
+def _float_partials(graph: Graph, values: Sequence[float], i: int) -> list[float]:
+    _, table = _verified()
+    node = graph.nodes[i]
+    argv = [values[a] for a in node.args]
+    scalar = [_scalar_partial(table, node.op, j, values[i], argv) for j in range(len(argv))]
+    if any(p is None for p in scalar):
+        numpy_parts = _numpy_partials(node.op, values[i], argv)
+        return [numpy_parts[j] if p is None else p for j, p in enumerate(scalar)]
+    return scalar  # type: ignore[return-value]
+
+
+def _depends(graph: Graph, wrt: Sequence[str], upto: int) -> list[bool]:
+    """`graph.depends_on(wrt)` for the nodes up to `upto`, without a generator per node."""
+    nodes = graph.nodes
+    dep = [False] * len(nodes)
+    for v in wrt:
+        idx = graph.var_nodes.get(v)
+        if idx is not None:
+            dep[idx] = True
+    for i in range(upto + 1):
+        if not dep[i]:
+            for a in nodes[i].args:
+                if dep[a]:
+                    dep[i] = True
+                    break
+    return dep
+
+
+class PointValues(list):  # type: ignore[type-arg]
+    """The values of a walk at one point: a list of numpy arrays like any walk's (views into one
+    array, each of the point's batch shape), which also holds them as Python `floats`."""
+
+    floats: list[float]
+    shape: tuple[int, ...]
+
+
+def _point_values(graph: Graph, interp: Values, n: int, keep: Container[int] | None) -> PointValues | None:
+    got = point_floats(interp.point, interp.dtype)
+    if got is None:
+        return None
+    point, shape = got
+    unbatched = {v for v, p in interp.point.items() if np.ndim(p) == 0} if shape else ()
+    with np.errstate(all="ignore"):
+        walked = _float_walk(graph, point, n, unbatched)
+    if walked is None:
+        return None
+    floats, flat = walked
+    if keep is not None:
+        out = PointValues([None] * n)
+        for i in range(n):
+            if i in keep:
+                out[i] = np.full(() if flat[i] else shape, floats[i])
+    else:
+        out = PointValues(np.array(floats).reshape((n,) + shape))  # n views, one per node
+        if shape:
+            for i in range(n):
+                if flat[i]:
+                    out[i] = out[i].reshape(())  # unbatched, as numpy's walk keeps it
+    out.floats, out.shape = floats, shape
+    return out

@@ -42,6 +42,9 @@ class Context:
     values: Sequence[np.ndarray] | None = None  # every node's value at the points (for reverse)
     symbolic: Any = None  # symbolic.SymbolicResult, once collected
     claims: Mapping[str, Graph] = field(default_factory=dict)  # v -> the claimed ∂f/∂v (--expect)
+    # Many variables (more than MANY_VARIABLES): False checks random directions and a random
+    # subset of variables (`Sampled`); True (--full) checks every variable one by one.
+    full: bool = False
 
     @property
     def size(self) -> int:
@@ -50,7 +53,7 @@ class Context:
     def subset(self, index: np.ndarray) -> Context:
         """The same check at the points `index` only."""
         return Context(self.graph, {v: p[index] for v, p in self.points.items()}, self.wrt,
-                       self.dtype, self.step, None, None, self.claims)
+                       self.dtype, self.step, None, None, self.claims, self.full)
 
 
 @dataclass
@@ -65,6 +68,15 @@ class MethodResult:
     estimate: dict[str, np.ndarray] | None = None
     bad: dict[str, np.ndarray] = field(default_factory=dict)
     why: dict[str, str] = field(default_factory=dict)
+    # Many variables (`Sampled`): what was checked, in words ("8 random directions and 64 of
+    # 33,488 variables"; None: every variable of wrt, one by one), the random directions
+    # (k, len(wrt)) over wrt in order, and the method's ∇f·d per point and direction (K, k),
+    # with its error estimate (finite differences) and cells it could not compute (True).
+    checked: str | None = None
+    directions: np.ndarray | None = None
+    directional: np.ndarray | None = None
+    directional_estimate: np.ndarray | None = None
+    directional_bad: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -82,11 +94,16 @@ class Method:
     work: Callable[[int, int, int], float] | None = None
     max_work: float = math.inf
 
-    def too_big(self, nodes: int, variables: int, points: int) -> str | None:
-        """Why the method is skipped for a problem of this size, or None."""
+    def too_big(self, nodes: int, variables: int, points: int, full: bool = False) -> str | None:
+        """Why the method is skipped for a problem of this size, or None. Past MANY_VARIABLES
+        a method checks SAMPLED_VARIABLES variables and RANDOM_DIRECTIONS directions, unless
+        `full` (then every variable is counted)."""
         if self.work is None:
             return None
-        w = self.work(nodes, variables, points)
+        if variables > MANY_VARIABLES and not full:
+            w = _sampled_work(nodes, points, self.kind == FINITE)
+        else:
+            w = self.work(nodes, variables, points)
         if w <= self.max_work:
             return None
         return (f"skipped: {variables:,} variables × {nodes:,} nodes"
@@ -100,6 +117,121 @@ def _batch(d: Mapping[str, Any], k: int, dtype: type) -> dict[str, np.ndarray]:
     return {v: np.broadcast_to(np.asarray(a, dtype=dtype), (k,)).copy() for v, a in d.items()}
 
 
+# ---------------------------------------------------------------------------------------------
+# Many variables: random directions and a random subset of variables
+# ---------------------------------------------------------------------------------------------
+#
+# Checking n variables one by one costs one finite-difference pair (and forward mode one
+# tangent) per variable: 33,488 of them on a 10⁵-node net is hours. Past MANY_VARIABLES, the
+# finite differences and forward mode check instead (the approach of jax's check_grads and
+# torch's fast gradcheck):
+# - RANDOM_DIRECTIONS random directions d (entries ±1): each method's ∇f·d, to be compared
+#   with the reverse gradient's ∇f·d (`MethodResult.directional`, `directions`); a wrong
+#   partial in any variable moves ∇f·d unless the error happens to cancel in every direction;
+# - SAMPLED_VARIABLES variables drawn at random, checked one by one like any variable (their
+#   cells are judged as usual; every other variable's cell is "not run", saying why).
+# The draw depends only on wrt, so every method and every reference checks the same ones.
+# Context.full (--full) checks every variable instead.
+
+MANY_VARIABLES = 64
+SAMPLED_VARIABLES = 16  # each costs about a direction's lanes in the finite differences' walks
+RANDOM_DIRECTIONS = 8
+
+
+@dataclass(frozen=True)
+class Sampled:
+    """What a many-variable check looks at: `index` into wrt (sorted), `directions` (k, n)."""
+
+    index: np.ndarray
+    directions: np.ndarray
+    n: int
+
+    @property
+    def words(self) -> str:
+        return (f"{len(self.directions)} random directions and {len(self.index):,} of {self.n:,} "
+                "variables")
+
+    def unit_and_random(self) -> np.ndarray:
+        """The directions to walk: e_i for each sampled variable, then the random ones."""
+        eye = np.zeros((len(self.index), self.n))
+        eye[np.arange(len(self.index)), self.index] = 1.0
+        return np.vstack([eye, self.directions])
+
+
+def sampled(ctx: Context) -> Sampled | None:
+    """The random directions and variables for a check of many variables, or None (few
+    variables, or --full)."""
+    n = len(ctx.wrt)
+    if n <= MANY_VARIABLES or ctx.full:
+        return None
+    rng = np.random.default_rng(n)  # the same draw for every method of this check
+    index = np.sort(rng.choice(n, size=min(SAMPLED_VARIABLES, n), replace=False))
+    directions = rng.choice(np.array([-1.0, 1.0]), size=(RANDOM_DIRECTIONS, n))
+    return Sampled(index, directions, n)
+
+
+def _sampled_work(nodes: int, points: int, finite_difference: bool) -> float:
+    """Node evaluations of a sampled check: forward mode carries the directions as one batch of
+    tangents; a finite difference walks them as lanes, ~40 a direction with its error model."""
+    lanes = (SAMPLED_VARIABLES + RANDOM_DIRECTIONS) * (40 if finite_difference else 1)
+    return nodes * _batches(points * lanes)
+
+
+def _sampled_result(ctx: Context, plan: Sampled, name: str, along: np.ndarray,
+                    estimate: np.ndarray | None, bad: np.ndarray | None, why: str | None) -> MethodResult:
+    """Per-variable cells for the sampled variables (rows of `along` (m, K) first), "not run"
+    for the others, and the directional rows."""
+    k, m = ctx.size, len(plan.index)
+    values: dict[str, np.ndarray] = {}
+    est: dict[str, np.ndarray] = {}
+    bads: dict[str, np.ndarray] = {}
+    whys: dict[str, str] = {}
+    skipped = (f"not checked one by one: {name} checked {plan.words} (--full checks every variable, "
+               "at the cost of one evaluation pair per variable)")
+    chosen = dict(zip(plan.index.tolist(), range(m)))
+    for i, v in enumerate(ctx.wrt):
+        row = chosen.get(i)
+        if row is None:
+            values[v], est[v], bads[v] = np.full(k, np.nan), np.full(k, np.inf), np.ones(k, bool)
+            whys[v] = skipped
+            continue
+        values[v] = np.broadcast_to(along[row], (k,)).astype(ctx.dtype)
+        est[v] = np.broadcast_to(estimate[row], (k,)).astype(np.float64) if estimate is not None else None
+        bads[v] = np.broadcast_to(bad[row], (k,)).copy() if bad is not None else np.zeros(k, bool)
+        if why and bads[v].any():
+            whys[v] = why
+    return MethodResult(values, None, None, est if estimate is not None else None, bads, whys,
+                        checked=plan.words, directions=plan.directions,
+                        directional=np.broadcast_to(along[m:].T, (k, len(plan.directions))).copy(),
+                        directional_estimate=None if estimate is None else
+                        np.broadcast_to(estimate[m:].T, (k, len(plan.directions))).copy(),
+                        directional_bad=None if bad is None else
+                        np.broadcast_to(bad[m:].T, (k, len(plan.directions))).copy())
+
+
+def _forward_sampled(ctx: Context, plan: Sampled) -> MethodResult:
+    """One forward walk carrying the sampled unit vectors and the random directions."""
+    dirs = plan.unit_and_random()
+    seeds = {v: dirs[:, i] for i, v in enumerate(ctx.wrt)}
+    from .dual import Duals
+    from .interpret import walk
+
+    out = ctx.graph.output
+    dual = walk(ctx.graph, Duals(ctx.points, seeds, ctx.dtype), upto=out, keep={out})[out]
+    k = ctx.size
+    along = np.zeros((len(dirs), k)) if dual.tangent is None else \
+        np.broadcast_to(dual.tangent, (len(dirs),) + np.shape(dual.value)).reshape(len(dirs), -1)
+    return _sampled_result(ctx, plan, "forward", np.broadcast_to(along, (len(dirs), k)), None, None, None)
+
+
+def _finite_sampled(ctx: Context, plan: Sampled, method: str, label: str) -> MethodResult:
+    res = finite.directional(ctx.graph, ctx.points, ctx.wrt, plan.unit_and_random(), method, ctx.dtype)
+    k = ctx.size
+    shape = (len(res.values), k)
+    return _sampled_result(ctx, plan, label, np.broadcast_to(res.values, shape),
+                           np.broadcast_to(res.estimate, shape), np.broadcast_to(res.bad, shape), res.note)
+
+
 def _reverse(ctx: Context) -> MethodResult:
     values = ctx.values if ctx.values is not None else None
     if values is None:
@@ -111,6 +243,9 @@ def _reverse(ctx: Context) -> MethodResult:
 
 
 def _forward(ctx: Context) -> MethodResult:
+    plan = sampled(ctx)
+    if plan is not None:
+        return _forward_sampled(ctx, plan)
     grad = forward.gradient(ctx.graph, ctx.points, ctx.wrt, ctx.dtype)
     return MethodResult(_batch(grad, ctx.size, ctx.dtype))
 
@@ -203,9 +338,25 @@ def _chunked(run: Callable[[Context], MethodResult], chunk: int) -> Callable[[Co
 
 
 def _finite(
-    fn: Callable[..., finite.FiniteResult], with_step: bool = False, chunk: int = 1 << 16
+    fn: Callable[..., finite.FiniteResult], with_step: bool = False, chunk: int = 1 << 16,
+    along: str | None = None,
 ) -> Callable[[Context], MethodResult]:
-    return _chunked(_finite_whole(fn, with_step), chunk)
+    """A finite-difference method, chunked over points; with many variables, along the sampled
+    directions by `finite.directional(..., along)` (a method without a directional form,
+    Richardson's 64 steps a direction, is not run then: it says so)."""
+    whole = _chunked(_finite_whole(fn, with_step), chunk)
+    label = {"central": "central", "complex": "complex step"}.get(along or "", fn.__name__)
+
+    def run(ctx: Context) -> MethodResult:
+        plan = sampled(ctx)
+        if plan is None:
+            return whole(ctx)
+        if along is not None:
+            return _finite_sampled(ctx, plan, along, label)
+        return MethodResult(None, f"not run for {plan.n:,} variables: it has no directional form (the "
+                            f"central difference and the complex step check {plan.words}); --full runs "
+                            "it on every variable")
+    return run
 
 
 def _finite_whole(
@@ -253,7 +404,7 @@ REGISTRY: dict[str, Method] = {m.name: m for m in (
            default=True, can_reference=True,
            doc="SymPy's derivative, lambdified once, evaluated in float64 on the batch"),
     Method("central", FINITE, {"float64": (1e-6, 1e-7), "float32": (5e-3, 1e-4)},
-           _finite(finite.central, with_step=True), default=True, by_estimate=True,
+           _finite(finite.central, with_step=True, along="central"), default=True, by_estimate=True,
            can_reference=True, doc="central difference, h = cbrt(eps)·max(1, |x|)",
            work=_finite_work, max_work=FINITE_MAX_WORK),
     Method("richardson", FINITE, {"float64": (1e-9, 1e-11), "float32": (1e-4, 1e-6)},
@@ -261,7 +412,7 @@ REGISTRY: dict[str, Method] = {m.name: m for m in (
            doc="Richardson extrapolation of central differences",
            work=_finite_work, max_work=FINITE_MAX_WORK),
     Method("complex", FINITE, {"float64": (1e-9, 1e-12), "float32": (1e-4, 1e-6)},
-           _finite(finite.complex_step), by_estimate=True, can_reference=True,
+           _finite(finite.complex_step, along="complex"), by_estimate=True, can_reference=True,
            doc="complex step Im f(x + ih)/h (analytic formulas)",
            work=_finite_work, max_work=FINITE_MAX_WORK),
     Method("claim", CLAIM, {"float64": (1e-8, 1e-12), "float32": (1e-8, 1e-12)}, _claim,

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from .graph import Graph, evaluate
-from .interpret import Observer, backward
+from .interpret import Observer, PointValues, backward, float_backward
 
 
 def gradient_from_values(
@@ -27,6 +27,12 @@ def gradient_from_values(
 ) -> dict[str, np.ndarray]:
     """∂f/∂v for every v in `wrt` by one backward sweep over already computed values."""
     out = graph.output if output is None else output
+    if isinstance(values, PointValues) and observer is None and perturb is None:
+        # one point: the backward sweep on Python floats (interpret.py's fast path)
+        adj = float_backward(graph, values.floats, wrt, out)
+        shape = np.shape(values[out])
+        return {name: np.full(shape, adj[graph.var_nodes[name]] if name in graph.var_nodes
+                              and adj[graph.var_nodes[name]] is not None else 0.0) for name in wrt}
     adjoint = backward(graph, values, wrt, output=out, observer=observer, perturb=perturb)
     zero = np.zeros_like(values[out])
     grads = {}
