@@ -9,19 +9,12 @@ finite differences) and say whether they agree.
 
 from __future__ import annotations
 
-import importlib
 import sys
 import types
 from typing import Any
 
 # Imported on first use (PEP 562), so the console entry point can start SymPy's worker before
 # numpy and the rest are imported (entry.py); `from gradcheck_cli import check` works as ever.
-_WHERE = {
-    "METHODS": "check", "check": "check", "GradcheckError": "errors", "Graph": "graph",
-    "Limits": "limits", "parse": "parse", "Diagnostic": "report", "MethodReport": "report",
-    "Report": "report",
-}
-
 __all__ = [
     "METHODS", "Diagnostic", "Graph", "GradcheckError", "Limits", "MethodReport", "Report",
     "check", "parse",
@@ -29,15 +22,25 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name in _WHERE:
-        value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
-        globals()[name] = value
-        return value
+    if name in ("METHODS", "check"):
+        from .check import METHODS, check
+        return {"METHODS": METHODS, "check": check}[name]
+    if name == "GradcheckError":
+        from .errors import GradcheckError
+        return GradcheckError
+    if name == "Graph":
+        from .graph import Graph
+        return Graph
+    if name == "Limits":
+        from .limits import Limits
+        return Limits
+    if name == "parse":
+        from .parse import parse
+        return parse
+    if name in ("Diagnostic", "MethodReport", "Report"):
+        from .report import Diagnostic, MethodReport, Report
+        return {"Diagnostic": Diagnostic, "MethodReport": MethodReport, "Report": Report}[name]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
 
 
 class _Package(types.ModuleType):

@@ -85,6 +85,8 @@ class Options:
     expect: Mapping[str, str] | None = None  # claimed derivatives, v -> formula (homework)
     where_undefined: str = "isolated"  # a claim undefined where ∂f/∂v is not: claims.WHERE_UNDEFINED
     probe: bool = True  # with claims and sample: also check at the special points (special_points.py)
+    outputs: Sequence[str] | None = None  # a program's output steps (default: its last statement)
+    full: bool = False  # many variables: check every one (not random directions and a subset)
 
 
 def check(expression: str, point: Mapping[str, Any] | None = None, **options: Any) -> Report:
@@ -100,13 +102,15 @@ def check(expression: str, point: Mapping[str, Any] | None = None, **options: An
     opts = _validate_options(opts)
     deadline = started + opts.timeout if opts.timeout is not None else math.inf
     names = _validate_methods(opts)
-    graph = parse(expression, opts.limits)
+    graph = parse(expression, opts.limits, outputs=list(opts.outputs) if opts.outputs else None)
     claim_graphs = claims.parse_claims(opts.expect or {}, graph, opts.limits)
     if claim_graphs:
         names = [*names, "claim"]
     wrt = _validate_wrt(graph, opts.wrt)
     dtype = DTYPES[opts.dtype]
     point = dict(point or {})
+    if opts.sample is None:  # a program's `a = -4.0` is an input with a default value
+        point = {**{v: x for v, x in graph.defaults.items() if v not in point}, **point}
 
     sample: Sample | None = None
     if opts.sample is not None:
@@ -159,13 +163,13 @@ def check(expression: str, point: Mapping[str, Any] | None = None, **options: An
                   exact_digits=opts.exact_digits if wants_exact else None,
                   exact_points=None if k <= EXACT_ALL_POINTS else [], claims=claim_graphs)
 
-    ctx = Context(graph, arrays, wrt, dtype, opts.step, values, claims=claim_graphs)
+    ctx = Context(graph, arrays, wrt, dtype, opts.step, values, claims=claim_graphs, full=opts.full)
     results: dict[str, MethodResult] = {}
     for name in names:
         if name == "symbolic":
             continue
         asked_for = opts.methods is not None and name in opts.methods
-        skip = None if asked_for else REGISTRY[name].too_big(len(graph), len(wrt), k)
+        skip = None if asked_for else REGISTRY[name].too_big(len(graph), len(wrt), k, opts.full)
         results[name] = MethodResult(None, skip) if skip else REGISTRY[name].run(ctx)
     kink = kinks.analyse(graph, arrays, wrt) if wrt else kinks.KinkAnalysis(points=k)
 
@@ -220,7 +224,12 @@ def check(expression: str, point: Mapping[str, Any] | None = None, **options: An
     undefined: dict[str, claims.Undefined] = {}
     if claim_graphs:
         undefined = _accept_undefined(graph, claim_graphs, points, state, wrt, opts.where_undefined)
+    directional = _judge_directions(results, wrt, state.reports)
     verdict = _verdict(methods, wrt, opts.strict)
+    if verdict != "fail" and any(d["failed"] for d in directional):
+        verdict = "fail"
+    elif verdict == "inconclusive" and any(d["passed"] for d in directional):
+        verdict = "pass"
     claim_verdicts = {}
     if claim_graphs:
         col = state.reports["claim"]
@@ -258,6 +267,9 @@ def check(expression: str, point: Mapping[str, Any] | None = None, **options: An
         sample=sample,
         reasons=state.reasons.texts,
         claims=claim_verdicts,
+        warnings=[str(w) for w in graph.warnings],
+        directional=directional,
+        output_name=graph.output_names[0] if graph.output_names else None,
     )
 
 
@@ -329,7 +341,7 @@ class _Judging:
             return REGISTRY["symbolic"].run(self.ctx) if self.sym is not None else None
         if not need.any():
             return None
-        if REGISTRY[name].too_big(len(self.graph), len(self.wrt), int(need.sum())):
+        if REGISTRY[name].too_big(len(self.graph), len(self.wrt), int(need.sum()), self.opts.full):
             return None  # past its size limit: not even as a fallback reference
         have = self.fallbacks.get(name)
         if have is not None and not (need & ~self.fallback_at[name]).any():
@@ -439,7 +451,8 @@ class _Judging:
         for name, res in self.results.items():
             if REGISTRY[name].kind == "ad" and res.values is not None:
                 for v in self.wrt:
-                    bad = ~np.isfinite(res.values[v])
+                    # a cell the method left out on purpose (a many-variable check) is no breakdown
+                    bad = ~np.isfinite(res.values[v]) & ~res.bad.get(v, np.zeros(self.k, bool))
                     ad_bad[v] = ad_bad.get(v, np.zeros(self.k, bool)) | bad
         breakdown = self._breakdown(ad_bad)
         # The probe costs 15 evaluations of f per cell: within the finite differences' size
@@ -795,6 +808,16 @@ class _Judging:
     def _diagnose(self, specials: dict[str, Special]) -> None:
         k = self.k
         grouped: dict[tuple[str, str, str], list[str]] = {}
+        # many variables: the ones no method looked at one by one (they are in the directions)
+        sampled = [r for r in self.results.values() if r.checked is not None]
+        unsampled = {v for v in self.wrt if sampled and all(
+            (r.why or {}).get(v, "").startswith(_NOT_ONE_BY_ONE) for r in sampled)}
+        if unsampled:
+            names = ", ".join(sorted(n for n, r in self.results.items() if r.checked is not None))
+            self.diagnostics.append(Diagnostic(
+                "sampled", f"{len(self.wrt):,} variables: {names} checked {sampled[0].checked}; the other "
+                f"{len(unsampled):,} partials are checked only together, along the random directions "
+                "(--full checks every variable, at the cost of one evaluation pair per variable)."))
         for text in self.overflow_notes.values():
             self.diagnostics.append(Diagnostic("overflow", text + "."))
         for v in self.wrt:
@@ -826,7 +849,7 @@ class _Judging:
                 missing &= ~sp.nondiff
             if sp.corner is not None:
                 missing &= ~sp.corner
-            if missing.any():
+            if missing.any() and v not in unsampled:
                 p = int(np.flatnonzero(missing)[0])
                 count = int(missing.sum())
                 at = f" at {count} of {k} points" if k > 1 else ""
@@ -847,7 +870,7 @@ class _Judging:
             elif res.why:
                 for v, w in res.why.items():
                     n = int(np.sum(res.bad.get(v, False)))
-                    if n:
+                    if n and not w.startswith(_NOT_ONE_BY_ONE):
                         at = f" at {n} of {k} points" if k > 1 else ""
                         grouped.setdefault((f"method-failed:{name}", w, at), []).append(v)
         # one line per cause, however many variables share it (10,000 variables, one note)
@@ -860,6 +883,61 @@ class _Judging:
                 method = kind.split(":", 1)[1]
                 self.diagnostics.append(Diagnostic(
                     "method-failed", f"{method} could not run for {some_names(names, 5)}{at}: {why}"))
+
+
+_NOT_ONE_BY_ONE = "not checked one by one"  # methods._sampled_result's reason
+
+
+def _judge_directions(results: Mapping[str, MethodResult], wrt: Sequence[str],
+                      reports: Mapping[str, MethodReport]) -> list[dict[str, Any]]:
+    """A many-variable check (methods.sampled): reverse mode's ∇f·d along each random direction d
+    against the complex step's (no cancellation: its error is rounding-sized), else the
+    central difference's (within 4× its own error estimate); forward mode and the other finite
+    difference are judged against the same reference. The scale of ∇f·d is Σ|∂f/∂vᵢ·dᵢ|, so a
+    direction whose terms cancel is judged as strictly as the terms themselves."""
+    rev = results.get("reverse")
+    with_dirs = {n: r for n, r in results.items() if r.directional is not None and r.directions is not None}
+    if rev is None or rev.values is None or not with_dirs:
+        return []
+    ref_name = next((n for n in ("complex", "central") if n in with_dirs), None)
+    if ref_name is None:
+        return []
+    ref = with_dirs[ref_name]
+    d = ref.directions
+    assert d is not None and ref.directional is not None
+    g = np.stack([np.asarray(rev.values[v], dtype=np.float64) for v in wrt], axis=1)  # (K, n)
+    with np.errstate(all="ignore"):
+        along = g @ d.T  # (K, k)
+        scale = np.abs(g) @ np.abs(d).T
+    ref_bad = ref.directional_bad if ref.directional_bad is not None else np.zeros(along.shape, bool)
+    uncertainty = (judge.ESTIMATE_FACTOR * ref.directional_estimate
+                   if ref_name == "central" and ref.directional_estimate is not None else 0.0)
+    out = []
+    candidates: list[tuple[str, np.ndarray, np.ndarray, np.ndarray | float]] = [
+        ("reverse", along, np.zeros(along.shape, bool), 0.0)]
+    for name, r in with_dirs.items():
+        if name == ref_name:
+            continue
+        own = (judge.ESTIMATE_FACTOR * r.directional_estimate
+               if r.directional_estimate is not None and REGISTRY[name].kind == "finite-difference" else 0.0)
+        bad = r.directional_bad if r.directional_bad is not None else np.zeros(along.shape, bool)
+        candidates.append((name, r.directional, bad, own))
+    for name, value, bad, own in candidates:
+        rtol = reports[name].rtol if name in reports else 1e-9
+        with np.errstate(all="ignore"):
+            gap = np.abs(value - ref.directional)
+            allowed = rtol * scale + uncertainty + own + 8 * np.finfo(np.float64).eps * scale
+            judged = ~bad & ~ref_bad & np.isfinite(ref.directional) & np.isfinite(allowed)
+            failing = judged & ~(gap <= allowed)
+        worst = None
+        if failing.any():
+            k, j = np.unravel_index(int(np.argmax(np.where(failing, gap, -1.0))), failing.shape)
+            worst = {"direction": int(j) + 1, "point": int(k), "value": float(value[k, j]),
+                     "reference": float(ref.directional[k, j])}
+        out.append({"method": name, "reference": ref_name, "checked": ref.checked,
+                    "directions": int(d.shape[0]), "passed": int((judged & ~failing).sum()),
+                    "failed": int(failing.sum()), "not_judged": int((~judged).sum()), "worst": worst})
+    return out
 
 
 def _share(fraction: float) -> str:
@@ -944,6 +1022,8 @@ def _refuse_undefined(graph: Graph, values: Sequence[np.ndarray], f: np.ndarray,
             top = float(np.finfo(dtype).max)
             in_dtype = f" in {np.dtype(dtype).name} (--dtype; its range ends near {top:.1e})"
         raise GradcheckError("undefined", f"the formula is not finite {where}{in_dtype}: {what}.")
+    if getattr(values, "floats", None) is not None:
+        return  # one point, walked with Python floats: the walk fell back to numpy on any nan or inf
     for i, node in enumerate(graph.nodes):
         v = values[i]
         if node.args and not np.all(np.isfinite(v)):

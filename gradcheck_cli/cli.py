@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import errno
+import json
 import math
 import os
 import re
@@ -22,7 +23,7 @@ from typing import NoReturn
 
 import click
 
-from . import checkfile, runfiles
+from . import checkfile, runfiles, teach
 from . import junit as junit_xml
 from .check import check
 from .claims import WHERE_UNDEFINED, parse_expect
@@ -32,7 +33,8 @@ from .limits import DEFAULT_LIMITS, Limits
 from .methods import DEFAULT_METHODS, METHODS, REFERENCES
 from .output import emit, try_write, width
 from .output import print_rich as _print_rich
-from .render import error_json, render_table, to_json, to_markdown
+from .parse import parse
+from .render import error_json, render_table, report_dict, to_markdown
 from .sampling import DEFAULT_DOMAIN, MAX_SAMPLE, parse_domain
 from .symbolic import SYMBOLIC_MEMORY, SYMBOLIC_TIMEOUT
 
@@ -74,11 +76,16 @@ class _GroupedHelp(click.Command):
         ("Formula and point", ("program_file", "file", "at", "wrt")),
         ("Homework", ("expect", "where_undefined", "answers")),
         ("Many points", ("sample", "domain", "seed")),
-        ("Methods and verdict", ("methods", "reference", "rtol", "atol", "step", "dtype", "strict")),
+        ("Methods and verdict", ("methods", "reference", "rtol", "atol", "step", "dtype", "strict",
+                                 "full")),
         ("Output", ("fmt", "digits", "show_formula", "per_point", "junit")),
+        ("Teach", ("outputs", "trace", "graph_file", "sweep", "sweep_plot", "taylor")),
         ("Limits", ("timeout", "symbolic_timeout", "symbolic_memory", "max_length", "max_depth",
                     "max_digits", "max_exponent")),
     )
+
+    # options whose value may be left out: the next word is theirs only if it is one of these
+    OPTIONAL_VALUE = {"--trace": ("backward", "forward")}
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         return super().parse_args(ctx, self._sorted(ctx, list(args)))
@@ -97,7 +104,12 @@ class _GroupedHelp(click.Command):
             if a == "--":
                 positional += args[i + 1:]
                 break
-            if a in takes_value:
+            if a in self.OPTIONAL_VALUE:
+                options.append(a)
+                if i + 1 < len(args) and args[i + 1] in self.OPTIONAL_VALUE[a]:
+                    options.append(args[i + 1])
+                    i += 1
+            elif a in takes_value:
                 options.append(a)
                 if takes_value[a] and i + 1 < len(args):
                     options.append(args[i + 1])
@@ -133,6 +145,8 @@ class _GroupedHelp(click.Command):
 @click.option("--program", "program_file", metavar="PATH",
               help="Read the formula or program from PATH ('-': standard input), for texts longer "
                    "than a command line allows. EXPRESSION '-' reads standard input too.")
+@click.option("--output", "outputs", metavar="NAME[,...]",
+              help="A program's output step(s) (default: its last statement).")
 @click.option("--file", "files", type=click.Path(dir_okay=False), metavar="PATH", multiple=True,
               help="Run the checks of a TOML check file (repeatable: every file is run).")
 @click.option("--answers", multiple=True, metavar="PATH|GLOB",
@@ -173,9 +187,23 @@ class _GroupedHelp(click.Command):
               help="Significant digits shown.")
 @click.option("--show-formula", is_flag=True, help="Print the symbolic derivative.")
 @click.option("--per-point", is_flag=True, help="JSON: add every point's values, errors and verdicts.")
+@click.option("--trace", type=click.Choice(["backward", "forward"]), is_flag=False, flag_value="backward",
+              default=None, help="Show the forward and backward passes step by step ('--trace forward': "
+                                 "the dual numbers along the first variable).")
+@click.option("--graph", "graph_file", metavar="FILE",
+              help="Draw the graph with values and gradients: .dot, .mmd (Mermaid), .svg or .png "
+                   "(Graphviz).")
+@click.option("--sweep", is_flag=True,
+              help="The step-size study: forward, central and complex-step error against the step.")
+@click.option("--sweep-plot", metavar="FILE.svg", help="Write the step-size study as an SVG picture.")
+@click.option("--taylor", is_flag=True,
+              help="The Taylor-remainder test: the remainder must shrink like h² along random directions.")
 @click.option("--dtype", type=click.Choice(["float64", "float32"]), default="float64",
               show_default=True,
               help="Precision of the AD and finite-difference methods (the point is rounded to it).")
+@click.option("--full", is_flag=True,
+              help="Many variables (over 64): check every one, not random directions and a sample "
+                   "(one finite-difference pair per variable).")
 @click.option("--strict", is_flag=True,
               help="Fail (exit 1) where f is not differentiable at the point (a kink).")
 @click.option("--junit", type=click.Path(dir_okay=False, writable=True), metavar="PATH",
@@ -201,6 +229,7 @@ class _GroupedHelp(click.Command):
 def cli(
     expression: str | None,
     program_file: str | None,
+    outputs: str | None,
     files: tuple[str, ...],
     answers: tuple[str, ...],
     at: tuple[str, ...],
@@ -219,7 +248,13 @@ def cli(
     digits: int,
     show_formula: bool,
     per_point: bool,
+    trace: str | None,
+    graph_file: str | None,
+    sweep: bool,
+    sweep_plot: str | None,
+    taylor: bool,
     dtype: str,
+    full: bool,
     strict: bool,
     junit: str | None,
     timeout: float,
@@ -259,7 +294,8 @@ def cli(
             overrides = {k: v for k, v in dict(
                 wrt=_names(wrt), methods=_names(methods) if methods is not None else None,
                 reference=None if reference == "auto" else reference, rtol=rtol, atol=atol, step=step,
-                strict=strict or None, dtype=None if dtype == "float64" else dtype, sample=sample,
+                strict=strict or None, full=full or None, dtype=None if dtype == "float64" else dtype,
+                sample=sample,
                 domain=parse_domain(domain) if domain else None, seed=seed,
                 where_undefined=None if where_undefined == "isolated" else where_undefined).items()
                 if v is not None}
@@ -323,7 +359,15 @@ def cli(
             description=description,
             expect=parse_expect(expect) if expect else None,
             where_undefined=where_undefined,
+            outputs=_names(outputs),
+            full=full,
         )
+        asked = teach.Asked(trace, graph_file, sweep, sweep_plot, taylor)
+        extras = None
+        if asked:
+            graph = parse(expression, limits, outputs=_names(outputs))
+            extras = teach.compute(graph, report, asked, output=graph.output_names[0]
+                                   if graph.output_names else None)
         _arm_timeout(0)
     except GradcheckError as err:
         _arm_timeout(0)
@@ -337,14 +381,28 @@ def cli(
         problem = try_write(junit, junit_xml.report_xml(report))
         if problem:
             _fail(GradcheckError("output", problem), fmt)
+    code = EXIT_CODES[report.verdict]
+    if extras is not None and extras.failed:
+        code = EXIT_CODES["fail"]
     if fmt == "json":
-        emit(to_json(report, per_point) + "\n")
+        body = report_dict(report, per_point)
+        if extras is not None:
+            body.update(teach.to_dict(extras))
+        emit(json.dumps(body, indent=2, allow_nan=False) + "\n")
     elif fmt == "markdown":
-        emit(to_markdown(report, digits))
+        emit((teach.to_markdown(extras, digits) + "\n" if extras is not None else "")
+             + to_markdown(report, digits))
     else:
         w = width()
+        if extras is not None and extras.trace is not None:  # the trace first, the verdict last
+            _print_rich(lambda ascii_only: teach.renderables(extras, digits, ascii_only, True)[0])
         _print_rich(lambda ascii_only: render_table(report, digits, w, ascii_only=ascii_only))
-    sys.exit(EXIT_CODES[report.verdict])
+        after = teach.renderables(extras, digits, False, False) if extras is not None else []
+        for k in range(len(after)):
+            _print_rich(lambda ascii_only, k=k: teach.renderables(extras, digits, ascii_only, False)[k])
+        for warning in report.warnings:
+            emit(f"warning: {warning}\n")
+    sys.exit(code)
 
 
 def _on_timeout(signum: int, frame: object) -> None:

@@ -409,7 +409,7 @@ def render_table(report: Report, digits: int = 10, width: int | None = None,
         lines.append(Text(text, style="yellow"))
     for d in report.diagnostics:
         lines.append(Text(f"note [{d.kind}]: {d.message}", style="yellow"))
-    for text, ok in claim_lines(report):
+    for text, ok in claim_lines(report) + directional_lines(report):
         lines.append(Text(text, style="bold green" if ok else "bold red"))
     for v, formula in report.formulas.items():
         lines.append(Text(f"\n∂f/∂{v} (symbolic) =", style="bold"))
@@ -446,6 +446,24 @@ def to_ascii(text: str, encoding: str = "ascii") -> str:
     for symbol, plain in ASCII.items():
         text = text.replace(symbol, plain)
     return text.encode(encoding, errors="replace").decode(encoding, errors="replace")
+
+
+def directional_lines(report: Report) -> list[tuple[str, bool]]:
+    """A many-variable check: each method's ∇f·d along the random directions, judged."""
+    out = []
+    for d in report.directional:
+        head = f"{d['method']}: ∇f·d along {d['directions']} random directions"
+        if d["failed"]:
+            w = d["worst"]
+            out.append((f"{head} {FAIL} disagrees with {d['reference']}'s at {d['failed']} of "
+                        f"{d['failed'] + d['passed']}: direction {w['direction']} gives "
+                        f"{fmt(w['value'], 10)} against {fmt(w['reference'], 10)}", False))
+        elif d["passed"]:
+            out.append((f"{head} {PASS} agrees with {d['reference']}'s ({d['passed']} judged); checked: "
+                        f"{d['checked']} (--full checks every variable)", True))
+        else:
+            out.append((f"{head}: could not be judged", True))
+    return out
 
 
 def claim_lines(report: Report) -> list[tuple[str, bool]]:
@@ -643,6 +661,12 @@ def report_dict(report: Report, per_point: bool = False) -> dict[str, Any]:
         out["formulas"] = report.formula_lines or report.formulas
     if report.claims:
         out["claims"] = {v: c.to_dict() for v, c in report.claims.items()}
+    if report.output_name is not None:
+        out["output"] = report.output_name
+    if report.directional:
+        out["directional"] = [{**d, "worst": _numbers(d["worst"]) if d["worst"] else None}
+                              for d in report.directional]
+    out["warnings"] = list(report.warnings)
     return out
 
 
@@ -654,6 +678,10 @@ def error_json(error: GradcheckError) -> str:
     body: dict[str, Any] = {"kind": error.kind, "message": error.message}
     if error.column is not None:
         body["column"] = error.column
+    line, line_column = getattr(error, "line", None), getattr(error, "line_column", None)
+    if line is not None:  # a program's errors: the line, and the column within it
+        body["line"] = line
+        body["line_column"] = line_column
     return json.dumps({"error": body}, indent=2, allow_nan=False)
 
 
@@ -712,9 +740,9 @@ def to_markdown(report: Report, digits: int = 10) -> str:
         lines.append(f"- {_md_escape(text)}")
     for d in report.diagnostics:
         lines.append(f"- **{d.kind}**: {_md_escape(d.message)}")
-    for text, _ in claim_lines(report):
+    for text, _ in claim_lines(report) + directional_lines(report):
         lines.append(f"- {_md_escape(text)}")
-    if report.diagnostics or _cell_notes(report) or report.claims:
+    if report.diagnostics or _cell_notes(report) or report.claims or report.directional:
         lines.append("")
     lines.append(f"**{_md_escape(verdict_text(report))}**")
     return "\n".join(lines) + "\n"

@@ -181,6 +181,10 @@ class Report:
     sample: Sample | None = None
     reasons: list[str] = field(default_factory=list)
     claims: dict[str, Any] = field(default_factory=dict)  # v -> claims.ClaimVerdict
+    warnings: list[str] = field(default_factory=list)  # a program's suspicious steps (parse.py)
+    output_name: str | None = None  # a program's output step
+    # many variables: each method's ∇f·d along random directions against the reference's
+    directional: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def size(self) -> int:

@@ -53,6 +53,19 @@ ALLOW_LIST: dict[tuple[str, str, str], str] = {
         "yielded by symbolic.py's generators, which run our code on the parsed graph, not user "
         "code; the pipe is private to this parent/child pair"
     ),
+    ("drawing.py", "_run_dot", "import subprocess"): (
+        "the one subprocess gradcheck starts, Graphviz's dot for --graph FILE.svg/.png; imported "
+        "inside the one function that runs it"
+    ),
+    ("drawing.py", "_run_dot", "subprocess.run"): (
+        "runs dot with a fixed argument list [shutil.which('dot'), '-Tsvg' or '-Tpng'] from a "
+        "two-entry table, no shell, a timeout; user text reaches only dot's standard input, as "
+        "HTML-escaped labels, so no tag or attribute can be injected"
+    ),
+    ("interpret.py", "_elementary", "setattr(computed name)"): (
+        "fills the scalar forms' elementary functions from the fixed _ELEMENTARY table (names "
+        "like 'sin'; values are math's or numpy's own functions); no user data reaches it"
+    ),
     ("suite.py", "run_all.drain", "recv"): (
         "Connection.recv unpickles the outcomes of a file's checks from the second process this "
         "process forked to run half of them: our dataclasses of reports, floats and arrays; the "
