@@ -419,20 +419,23 @@ def run_one(spec: CheckSpec, overrides: Mapping[str, Any], run: Callable[..., Re
     return Outcome(spec, outcome, ok, report=report, detail=detail, seconds=time.monotonic() - started)
 
 
-# A file this large runs its checks in two processes (each with its own SymPy worker) on a
-# machine with two cores or more: below it, forking and a second SymPy import do not pay.
+# A file this large runs its checks in several processes (each with its own SymPy worker) on a
+# machine with two cores or more: below it, forking and another SymPy import do not pay.
 PARALLEL_MIN = 48
+MAX_PROCESSES = 4
 _CHUNK = 8  # checks per message from the second process: a smooth progress bar
 
 
 def run_all(specs: Sequence[CheckSpec], overrides: Mapping[str, Any], run: Callable[..., Report],
             progress: Callable[[Outcome], None] | None = None, processes: int | None = None,
             ) -> list[Outcome]:
-    """Every check, in order. A large file on a machine with two cores or more runs every
-    other check in a forked second process (its own SymPy worker), which sends its outcomes
-    back in chunks; if it dies, this process runs what it left."""
+    """Every check, in order. A large file on a machine with two cores or more is dealt out
+    round-robin to this process and forked helpers (each with its own SymPy worker), which send
+    their outcomes back in chunks; if one dies, this process runs what it left. A check waits
+    on its SymPy worker for part of its time, so one process more than cores keeps them busy."""
     if processes is None:
-        processes = 2 if len(specs) >= PARALLEL_MIN and (os.cpu_count() or 1) >= 2 else 1
+        cores = os.cpu_count() or 1
+        processes = min(cores + 1, MAX_PROCESSES) if len(specs) >= PARALLEL_MIN and cores >= 2 else 1
     tell = progress or (lambda o: None)
     if processes < 2 or "fork" not in multiprocessing.get_all_start_methods():
         out = []
@@ -441,17 +444,22 @@ def run_all(specs: Sequence[CheckSpec], overrides: Mapping[str, Any], run: Calla
             tell(out[-1])
         return out
     ctx = multiprocessing.get_context("fork")
-    theirs = list(range(1, len(specs), 2))
-    receive, send = ctx.Pipe(duplex=False)
-    child = ctx.Process(target=_second, args=([specs[i] for i in theirs], overrides, run, send),
-                        daemon=False)
-    child.start()
-    send.close()
+    shares = [list(range(j, len(specs), processes)) for j in range(1, processes)]
+    pipes, children, got = [], [], []
+    for share in shares:
+        receive, send = ctx.Pipe(duplex=False)
+        child = ctx.Process(target=_second, args=([specs[i] for i in share], overrides, run, send),
+                            daemon=False)
+        child.start()
+        send.close()
+        pipes.append(receive)
+        children.append(child)
+        got.append(0)  # outcomes received from this helper, in order
     results: dict[int, Outcome] = {}
-    got = 0  # outcomes received from the child, in order
+    alive = [True] * len(shares)
 
-    def drain(block: bool) -> bool:
-        nonlocal got
+    def drain(c: int, block: bool) -> bool:
+        receive = pipes[c]
         while block or receive.poll():
             try:
                 batch = receive.recv()
@@ -460,28 +468,31 @@ def run_all(specs: Sequence[CheckSpec], overrides: Mapping[str, Any], run: Calla
             if batch is None:
                 return False
             for o in batch:
-                results[theirs[got]] = o
-                got += 1
+                results[shares[c][got[c]]] = o
+                got[c] += 1
                 tell(o)
         return True
 
-    alive = True
     try:
-        for i in range(0, len(specs), 2):
+        for i in range(0, len(specs), processes):
             results[i] = run_one(specs[i], overrides, run)
             tell(results[i])
-            if alive:
-                alive = drain(False)
-        if alive:
-            drain(True)
+            for c in range(len(shares)):
+                if alive[c]:
+                    alive[c] = drain(c, False)
+        for c in range(len(shares)):
+            if alive[c]:
+                drain(c, True)
     finally:
-        receive.close()
-        if child.is_alive():
-            child.terminate()
-        child.join()
-    for i in theirs[got:]:  # the second process died: run what it left
-        results[i] = run_one(specs[i], overrides, run)
-        tell(results[i])
+        for receive, child in zip(pipes, children):
+            receive.close()
+            if child.is_alive():
+                child.terminate()
+            child.join()
+    for c, share in enumerate(shares):
+        for i in share[got[c]:]:  # a helper died: run what it left
+            results[i] = run_one(specs[i], overrides, run)
+            tell(results[i])
     return [results[i] for i in range(len(specs))]
 
 
