@@ -52,24 +52,32 @@ def run_suites(suites: Sequence[suite.Suite], bad_files: Sequence[GradcheckError
                overrides: Mapping[str, Any], fmt: str, junit: str | None, per_point: bool = False,
                run: Callable[..., Report] = check) -> int:
     file_errors = [e.message for e in bad_files]
+    import time
+
     specs = [s for st in suites for s in st.specs]
+    started = time.monotonic()
     with progress_bar(len(specs), "checks") as advance:
-        groups = [(st.title, suite.run_all(st.specs, overrides, run, advance)) for st in suites]
+        outcomes_all = suite.run_all(specs, overrides, run, advance)  # one pool for every file
+    wall = time.monotonic() - started
+    groups, at = [], 0
+    for st in suites:
+        groups.append((st.title, outcomes_all[at:at + len(st.specs)]))
+        at += len(st.specs)
     outcomes = [o for _, group in groups for o in group]
     code = suite.exit_code(outcomes, len(file_errors))
     title = suites[0].title if len(suites) == 1 else f"{len(suites) + len(file_errors)} check files"
     problem = try_write(junit, junit_xml.suite_xml(groups, file_errors)) if junit else None
     if fmt == "json":
-        emit(sr.suite_json(outcomes, title, code, file_errors, per_point) + "\n")
+        emit(sr.suite_json(outcomes, title, code, file_errors, per_point, wall) + "\n")
     elif fmt == "markdown":
-        emit(sr.suite_markdown(outcomes, title, file_errors))
+        emit(sr.suite_markdown(outcomes, title, file_errors, wall))
     elif fmt == "csv":
         emit(sr.suite_csv(outcomes))
     else:
         print_rich(lambda ascii_only: sr.suite_table(outcomes, title, ascii_only))
         for e in file_errors:
             emit(f"error: {e}\n")
-        emit(sr.summary_line(outcomes, len(file_errors)) + "\n")
+        emit(sr.summary_line(outcomes, len(file_errors), wall) + "\n")
     if problem:
         raise GradcheckError("output", problem)
     return code
