@@ -87,6 +87,7 @@ class Options:
     probe: bool = True  # with claims and sample: also check at the special points (special_points.py)
     outputs: Sequence[str] | None = None  # a program's output steps (default: its last statement)
     full: bool = False  # many variables: check every one (not random directions and a subset)
+    latex: bool = False  # --show-formula in LaTeX
 
 
 def check(expression: str, point: Mapping[str, Any] | None = None, **options: Any) -> Report:
@@ -253,6 +254,9 @@ def check(expression: str, point: Mapping[str, Any] | None = None, **options: An
         diagnostics=diagnostics,
         formulas=sym.formulas if sym is not None else {},
         formula_lines=sym.formula_lines if sym is not None else {},
+        formula_latex=sym.formula_latex if sym is not None else {},
+        latex=opts.latex,
+        step_partials=_step_partials(graph) if opts.show_formula and graph.steps else [],
         description=str(opts.description or ""),
         exact_text=sym.exact if sym is not None else {},
         reference_source={v: r.source for v, r in state.refs.items()},
@@ -937,6 +941,23 @@ def _judge_directions(results: Mapping[str, MethodResult], wrt: Sequence[str],
         out.append({"method": name, "reference": ref_name, "checked": ref.checked,
                     "directions": int(d.shape[0]), "passed": int((judged & ~failing).sum()),
                     "failed": int(failing.sum()), "not_judged": int((~judged).sum()), "worst": worst})
+    return out
+
+
+def _step_partials(graph: Graph) -> list[str]:
+    """A program's derivative step by step, as the lecture writes it (∂J/∂u = -sin(u)): each
+    step's local partials, from the trace's one table of partial formulas."""
+    from .trace import partial_text, step_names
+
+    names = step_names(graph, graph.output)
+    out = []
+    for i, node in enumerate(graph.nodes[: graph.output + 1]):
+        if not node.args or i not in graph.labels and i != graph.output:
+            continue
+        for j, a in enumerate(node.args):
+            if graph.nodes[a].op == "const":
+                continue
+            out.append(f"∂{names.name[i]}/∂{names.name[a]} = {partial_text(node.op, j, names.args[i])}")
     return out
 
 

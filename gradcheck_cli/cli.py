@@ -78,7 +78,7 @@ class _GroupedHelp(click.Command):
         ("Many points", ("sample", "domain", "seed")),
         ("Methods and verdict", ("methods", "reference", "rtol", "atol", "step", "dtype", "strict",
                                  "full")),
-        ("Output", ("fmt", "digits", "show_formula", "per_point", "junit")),
+        ("Output", ("fmt", "digits", "show_formula", "latex", "per_point", "junit")),
         ("Teach", ("outputs", "trace", "graph_file", "sweep", "sweep_plot", "taylor")),
         ("Limits", ("timeout", "symbolic_timeout", "symbolic_memory", "max_length", "max_depth",
                     "max_digits", "max_exponent")),
@@ -185,7 +185,9 @@ class _GroupedHelp(click.Command):
               default="table", show_default=True)
 @click.option("--digits", type=click.IntRange(1, 30), default=10, show_default=True,
               help="Significant digits shown.")
-@click.option("--show-formula", is_flag=True, help="Print the symbolic derivative.")
+@click.option("--show-formula", is_flag=True, help="Print the symbolic derivative (a program: also "
+              "step by step).")
+@click.option("--latex", is_flag=True, help="With --show-formula: the derivative in LaTeX.")
 @click.option("--per-point", is_flag=True, help="JSON: add every point's values, errors and verdicts.")
 @click.option("--trace", type=click.Choice(["backward", "forward"]), is_flag=False, flag_value="backward",
               default=None, help="Show the forward and backward passes step by step ('--trace forward': "
@@ -247,6 +249,7 @@ def cli(
     fmt: str,
     digits: int,
     show_formula: bool,
+    latex: bool,
     per_point: bool,
     trace: str | None,
     graph_file: str | None,
@@ -347,7 +350,8 @@ def cli(
             atol=atol,
             step=step,
             limits=limits,
-            show_formula=show_formula,
+            show_formula=show_formula or latex,
+            latex=latex,
             strict=strict,
             dtype=dtype,
             symbolic_timeout=symbolic_timeout,

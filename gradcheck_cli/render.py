@@ -411,8 +411,13 @@ def render_table(report: Report, digits: int = 10, width: int | None = None,
         lines.append(Text(f"note [{d.kind}]: {d.message}", style="yellow"))
     for text, ok in claim_lines(report) + directional_lines(report):
         lines.append(Text(text, style="bold green" if ok else "bold red"))
-    for v, formula in report.formulas.items():
-        lines.append(Text(f"\n∂f/∂{v} (symbolic) =", style="bold"))
+    if report.step_partials:
+        lines.append(Text("\nstep by step:", style="bold"))
+        lines += [Text(f"  {p}") for p in report.step_partials]
+    shown = report.formula_latex if report.latex and report.formula_latex else report.formulas
+    for v, formula in shown.items():
+        lines.append(Text(f"\n∂f/∂{v} (symbolic{', LaTeX' if shown is report.formula_latex else ''}) =",
+                          style="bold"))
         lines.append(Text(formula))
     style = {"pass": "bold green", "fail": "bold red"}.get(report.verdict, "bold yellow")
     lines.append(Text(verdict_text(report), style=style))
@@ -659,6 +664,10 @@ def report_dict(report: Report, per_point: bool = False) -> dict[str, Any]:
         }
     if report.formulas:
         out["formulas"] = report.formula_lines or report.formulas
+        if report.formula_latex:
+            out["formulas_latex"] = report.formula_latex
+    if report.step_partials:
+        out["step_partials"] = report.step_partials
     if report.claims:
         out["claims"] = {v: c.to_dict() for v, c in report.claims.items()}
     if report.output_name is not None:

@@ -167,6 +167,9 @@ class Report:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     formulas: dict[str, str] = field(default_factory=dict)  # symbolic derivative, pretty text
     formula_lines: dict[str, str] = field(default_factory=dict)  # the same, one line each (JSON)
+    formula_latex: dict[str, str] = field(default_factory=dict)  # the same in LaTeX
+    latex: bool = False  # show the formulas as LaTeX (--latex)
+    step_partials: list[str] = field(default_factory=list)  # a program: ∂J/∂u = -sin(u), ...
     description: str = ""  # the check file's description
     exact_text: dict[int, dict[str, str]] = field(default_factory=dict)  # point -> v -> digits
     reference_source: dict[str, np.ndarray] = field(default_factory=dict)  # v -> (K,) source names

@@ -131,6 +131,13 @@ def formula_texts(prep: Prepared) -> dict[str, str]:
     return {v: sp.pretty(d.xreplace(prep.names), use_unicode=True) for v, d in zip(prep.wrt, prep.derivs)}
 
 
+def formula_latex(prep: Prepared) -> dict[str, str]:
+    """SymPy's derivatives as LaTeX (--show-formula --latex: for a handout or a notebook)."""
+    import sympy as sp
+
+    return {v: sp.latex(d.xreplace(prep.names)) for v, d in zip(prep.wrt, prep.derivs)}
+
+
 def _short(prep: Prepared, j: int, limit: int = 80) -> str:
     """SymPy's derivative j as one line of text, cut to `limit` characters."""
     import sympy as sp
@@ -164,6 +171,7 @@ def stages(
     if formulas:
         yield "formulas", formula_texts(prep)
         yield "formula-lines", {v: _short(prep, j, 10_000) for j, v in enumerate(prep.wrt)}
+        yield "formula-latex", formula_latex(prep)
     if exact_digits:
         yield from _exact_stage(prep, points, exact_digits, exact_points)
     if claims:
@@ -428,6 +436,7 @@ class SymbolicResult:
     note: str | None = None  # why the float64 derivative could not be had
     formulas: dict[str, str] = field(default_factory=dict)  # name -> pretty derivative
     formula_lines: dict[str, str] = field(default_factory=dict)  # name -> one-line derivative
+    formula_latex: dict[str, str] = field(default_factory=dict)  # name -> LaTeX
     exact: dict[int, dict[str, str]] = field(default_factory=dict)  # point -> name -> digits
     exact_why: dict[int, dict[str, str]] = field(default_factory=dict)  # point -> name -> why nan
     exact_note: str | None = None  # why the exact derivative could not be had (everywhere left)
@@ -486,6 +495,8 @@ class Job:
                 r.formulas = value
             elif kind == "formula-lines":
                 r.formula_lines = value
+            elif kind == "formula-latex":
+                r.formula_latex = value
             elif kind == "proof":
                 r.proofs[value[0]] = value[1]
             elif kind == "term":

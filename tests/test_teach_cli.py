@@ -144,3 +144,14 @@ def test_program_errors_name_line_and_column() -> None:
     assert r.exit_code == 2 and "line 1" in r.output and "b" in r.output
     r = run("sin = x", "--at", "x=1")
     assert r.exit_code == 2 and "sin" in r.output
+
+
+def test_show_formula_step_by_step_and_in_latex() -> None:
+    body = json.loads(run(STAGED, "--at", "x=1.5", "--show-formula", "--latex", "--methods", "reverse",
+                          "--format", "json").stdout)
+    assert body["step_partials"] == ["∂t/∂x = 2*x", "∂u1/∂t = cos(t)", "∂u2/∂t = 3", "∂u/∂u1 = 1",
+                                     "∂u/∂u2 = 1", "∂J/∂u = -sin(u)"]
+    latex = body["formulas_latex"]["x"]
+    assert "\\sin" in latex and "\\cos" in latex and "x^{2}" in latex
+    table = run(STAGED, "--at", "x=1.5", "--latex", "--methods", "reverse").stdout
+    assert "step by step:" in table and "(symbolic, LaTeX)" in table
