@@ -37,6 +37,7 @@ import math
 import os
 import stat
 import tomllib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -269,22 +270,24 @@ def _parse(text: str, where: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 
 
-def _unknown_keys(data: dict[str, Any], where: str) -> None:
-    unknown = sorted(k for k in data if k not in _KEYS)
+def unknown_keys(data: Mapping[str, Any], known: Sequence[str], where: str) -> None:
+    """An unknown key is an error naming it and the closest known key: a typo is never
+    silently ignored."""
+    unknown = sorted(k for k in data if k not in known)
     if not unknown:
         return
     parts = []
     for key in unknown[:3]:
         part = shown(key, 40)
         if len(key) <= 40:
-            close = difflib.get_close_matches(key.lower(), _KEYS, n=1, cutoff=0.6)
+            close = difflib.get_close_matches(key.lower(), known, n=1, cutoff=0.6)
             if close:
                 part += f" (did you mean {close[0]!r}?)"
         parts.append(part)
     if len(unknown) > 3:
         parts.append(f"and {len(unknown) - 3:,} more")
     raise GradcheckError(
-        "bad-file", f"{where} has unknown key(s) {', '.join(parts)}; known keys are {', '.join(_KEYS)}.",
+        "bad-file", f"{where} has unknown key(s) {', '.join(parts)}; known keys are {', '.join(known)}.",
     )
 
 
@@ -369,7 +372,7 @@ def load(path: str | Path) -> CheckFile:
 
 def from_data(data: dict[str, Any], where: str) -> CheckFile:
     """A single-check file (v1's format) from its parsed TOML."""
-    _unknown_keys(data, where)
+    unknown_keys(data, _KEYS, where)
     expr = data.get("expression")
     if not isinstance(expr, str):
         got = "it is missing" if expr is None else f"not {_describe(expr)}"

@@ -30,7 +30,6 @@ unchanged: `checkfile.load`.
 
 from __future__ import annotations
 
-import difflib
 import math
 import multiprocessing
 import os
@@ -118,21 +117,6 @@ def _where(spec: CheckSpec) -> str:
 
 def _bad(where: str, key: str, what: str) -> GradcheckError:
     return GradcheckError("bad-file", f"in {where}, {key} {what}.")
-
-
-def _unknown(data: Mapping[str, Any], known: Sequence[str], where: str) -> None:
-    unknown = sorted(k for k in data if k not in known)
-    if not unknown:
-        return
-    parts = []
-    for key in unknown[:3]:
-        part = shown(key, 40)
-        close = difflib.get_close_matches(key.lower(), known, n=1, cutoff=0.6) if len(key) <= 40 else []
-        parts.append(part + (f" (did you mean {close[0]!r}?)" if close else ""))
-    if len(unknown) > 3:
-        parts.append(f"and {len(unknown) - 3:,} more")
-    raise GradcheckError("bad-file", f"{where} has unknown key(s) {', '.join(parts)}; known keys are "
-                         f"{', '.join(known)}.")
 
 
 def _string(value: Any, where: str, key: str, most: int = 100_000) -> str:
@@ -276,7 +260,7 @@ def _spec(data: Any, defaults: Mapping[str, Any], source: str, index: int, names
         if spec.name in names:
             raise _bad(where, "name", "is the name of an earlier check; names must be unique")
         names.add(spec.name)
-        _unknown(data, CHECK_KEYS, where)
+        checkfile.unknown_keys(data, CHECK_KEYS, where)
         if "expression" in data and "formula" in data:
             raise _bad(where, "formula", "and expression are the same key; give one")
         text = data.get("expression", data.get("formula"))
@@ -339,14 +323,15 @@ def load(path: str | Path) -> Suite:
         if one.wrt is not None:
             spec.options["wrt"] = one.wrt
         return Suite(title=one.description or spec.name, specs=[spec], legacy=True)
-    _unknown(data, FILE_KEYS, where)
+    checkfile.unknown_keys(data, FILE_KEYS, where)
     title = data.get("title", "")
     title = _string(title, where, "title", 200) if title else Path(str(path)).stem
     defaults_data = data.get("defaults", {})
     if not isinstance(defaults_data, dict):
         raise _bad(where, "defaults", "must be a table ([defaults]), not "
                    f"{checkfile.describe(defaults_data)}")
-    _unknown(defaults_data, [k for k in CHECK_KEYS if k not in _PER_CHECK], f"{where}, [defaults]")
+    checkfile.unknown_keys(defaults_data, [k for k in CHECK_KEYS if k not in _PER_CHECK],
+                           f"{where}, [defaults]")
     defaults = _options(defaults_data, f"{where}, [defaults]")
     defaults.pop("description", None)
     checks = data.get("check", [])

@@ -10,6 +10,7 @@ SymPy's exact derivative.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,20 +23,8 @@ from gradcheck_cli.parse import ProgramError, parse
 LECTURE = "t = x^2; u1 = sin(t); u2 = 3*t; u = u1 + u2; J = cos(u)"
 
 # micrograd's test_more_ops, as a student copies it (engine.py's Value ops as our syntax)
-MICROGRAD = """\
-a = -4.0
-b = 2.0
-c = a + b
-d = a * b + b**3
-c += c + 1
-c += 1 + c + (-a)
-d += d * 2 + relu(b + a)
-d += 3 * d + relu(b - a)
-e = c - d
-f = e**2
-g = f / 2.0
-g += 10.0 / f
-"""
+MICROGRAD = (Path(__file__).resolve().parent.parent / "sample_expressions" / "programs"
+             / "micrograd_more_ops.txt").read_text(encoding="utf-8")
 
 # micrograd's test_sanity_check
 MICROGRAD_SANITY = """\

@@ -328,20 +328,8 @@ def test_trace_errors() -> None:
 
 STAGED = "t = x^2; u1 = sin(t); u2 = 3*t; u = u1 + u2; J = cos(u)"
 # micrograd's test_more_ops, as students copy it (its values: PyTorch's, in that test)
-MORE_OPS = """
-a = -4.0
-b = 2.0
-c = a + b
-d = a * b + b**3
-c += c + 1
-c += 1 + c + (-a)
-d += d * 2 + relu(b + a)
-d += 3 * d + relu(b - a)
-e = c - d
-f = e**2
-g = f / 2.0
-g += 10.0 / f
-"""
+MORE_OPS = (Path(__file__).resolve().parent.parent / "sample_expressions" / "programs"
+            / "micrograd_more_ops.txt").read_text(encoding="utf-8")
 
 
 def program(text: str) -> Graph:
