@@ -132,8 +132,9 @@ def test_micrograd_versions_and_shadow_warning() -> None:
     g = parse(MICROGRAD)
     assert [s.label for s in g.steps] == ["a", "b", "c", "d", "c#2", "c#3", "d#2", "d#3", "e", "f", "g",
                                           "g#2"]
+    # line 13: after the sample file's 4 comment lines
     assert [(w.kind, w.line, w.column) for w in g.warnings] == [("shadows-constant", 13, 1)]
-    assert "Euler" in g.warnings[0].message and str(g.warnings[0]).startswith("line 13, column 1: ")  # after the file's 4 comment lines
+    assert "Euler" in g.warnings[0].message and str(g.warnings[0]).startswith("line 13, column 1: ")
     vals = values(g)
     a, b = -4.0, 2.0
     c = a + b
