@@ -30,7 +30,7 @@ from typing import Any
 import mpmath
 import numpy as np
 
-from . import claims, judge, kinks, probe, reverse, sampling, special_points, symbolic
+from . import claims, judge, kinks, probe, reverse, sampling, symbolic
 from .errors import GradcheckError
 from .explain import describe_trouble, node_texts
 from .graph import Graph, at_point, evaluate, first_trouble, natural_key, some_names
@@ -127,6 +127,8 @@ def check(expression: str, point: Mapping[str, Any] | None = None, **options: An
         if claim_graphs and opts.probe:
             # homework: besides the random points, the points where answers typically differ
             # (zeros of denominators, log and sqrt arguments, kinks) and each side of them
+            from . import special_points
+
             found = special_points.special_points(
                 [graph, *claim_graphs.values()], drawn.points, drawn.domain, rng=seed,
                 labels=["f", *(f"the claim for ∂f/∂{v}" for v in claim_graphs)]).where_defined(0)

@@ -23,8 +23,6 @@ from typing import NoReturn
 
 import click
 
-from . import checkfile, runfiles, teach
-from . import junit as junit_xml
 from .check import check
 from .claims import WHERE_UNDEFINED, parse_expect
 from .errors import GradcheckError, escape_controls
@@ -33,7 +31,6 @@ from .limits import DEFAULT_LIMITS, Limits
 from .methods import DEFAULT_METHODS, METHODS, REFERENCES
 from .output import emit, try_write, width
 from .output import print_rich as _print_rich
-from .parse import parse
 from .render import error_json, render_table, report_dict, to_markdown
 from .sampling import DEFAULT_DOMAIN, MAX_SAMPLE, parse_domain
 from .symbolic import SYMBOLIC_MEMORY, SYMBOLIC_TIMEOUT
@@ -292,6 +289,8 @@ def cli(
                 raise GradcheckError("usage", "give either an EXPRESSION or --program PATH, not both.")
             expression = read_formula(program_file or "-", max_length)
         if files or answers:
+            from . import runfiles  # the modules of a run over files: imported when used
+
             if expression is not None:
                 raise GradcheckError("usage", "give either an EXPRESSION or --file PATH, not both.")
             overrides = {k: v for k, v in dict(
@@ -333,6 +332,8 @@ def cli(
             raise GradcheckError("usage", "give either an EXPRESSION or --file PATH (exactly one).")
         description = ""
         if file is not None:
+            from . import checkfile
+
             loaded = checkfile.load(file)
             expression = loaded.expression
             description = loaded.description
@@ -366,9 +367,12 @@ def cli(
             outputs=_names(outputs),
             full=full,
         )
-        asked = teach.Asked(trace, graph_file, sweep, sweep_plot, taylor)
         extras = None
-        if asked:
+        if trace or graph_file or sweep or sweep_plot or taylor:
+            from . import teach
+            from .parse import parse
+
+            asked = teach.Asked(trace, graph_file, sweep, sweep_plot, taylor)
             graph = parse(expression, limits, outputs=_names(outputs))
             extras = teach.compute(graph, report, asked, output=graph.output_names[0]
                                    if graph.output_names else None)
@@ -378,10 +382,14 @@ def cli(
         if junit and junit.strip():
             # the input error is what the user must see; a JUnit file that cannot be written
             # is said on stderr after it, never instead of it
+            from . import junit as junit_xml
+
             written = try_write(junit, junit_xml.error_xml(expression, err))
             _fail(err, fmt, also=written)
         _fail(err, fmt)
     if junit:
+        from . import junit as junit_xml
+
         problem = try_write(junit, junit_xml.report_xml(report))
         if problem:
             _fail(GradcheckError("output", problem), fmt)
@@ -487,6 +495,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         junit = _option_value(args, "--junit")
         also = None
         if junit and junit.strip():
+            from . import junit as junit_xml
+
             also = try_write(junit, junit_xml.error_xml(None, GradcheckError("usage", message)))
         if fmt == "json":
             _fail(GradcheckError("usage", message), "json", also=also)
