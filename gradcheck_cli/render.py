@@ -49,6 +49,12 @@ def fmt_error(error: float, kind: str) -> str:
     return f"{label}{error:.1e}"
 
 
+def _f(report: Report) -> str:
+    """The function's name in headers: a program's output step (J), else f."""
+    name = report.output_name or "f"
+    return name if len(name) <= 12 else name[:11] + "…"
+
+
 def one_line(expression: str) -> str:
     """The formula on one line: its tabs and line breaks (allowed as white space) as spaces."""
     return expression.replace("\t", " ").replace("\r", " ").replace("\n", " ")
@@ -331,7 +337,7 @@ def _wide_table(report: Report, digits: int, boxes: box.Box, ascii_only: bool = 
     """One row per variable, one column per method."""
     a = ascii_only
     table = Table(title=_plain(_title(report), a), title_justify="left", show_lines=True, box=boxes)
-    table.add_column(_plain("∂f/∂", a), style="bold", no_wrap=True, min_width=4)
+    table.add_column(_plain(f"∂{_f(report)}/∂", a), style="bold", no_wrap=True, min_width=4)
     single = report.size == 1
     if single:
         head = "exact\n(reference)" if report.reference == "exact" else f"reference\n({report.reference})"
@@ -351,7 +357,7 @@ def _long_table(report: Report, digits: int, boxes: box.Box, ascii_only: bool = 
     """One row per variable and method: fits a narrow terminal."""
     a = ascii_only
     table = Table(title=_plain(_title(report), a), title_justify="left", show_lines=False, box=boxes)
-    table.add_column(_plain("∂f/∂", a), style="bold", no_wrap=True)
+    table.add_column(_plain(f"∂{_f(report)}/∂", a), style="bold", no_wrap=True)
     table.add_column("method", no_wrap=True)
     table.add_column(_plain("value · error", a), justify="right", no_wrap=True)
     single = report.size == 1
@@ -386,7 +392,7 @@ def render_table(report: Report, digits: int = 10, width: int | None = None,
     if report.description:
         lines.append(Text(report.description, style="italic"))
     if single:
-        lines.append(Text(f"f({point_text(report, digits)}) = {fmt(float(report.f[0]), digits)}",
+        lines.append(Text(f"{_f(report)}({point_text(report, digits)}) = {fmt(float(report.f[0]), digits)}",
                           no_wrap=True, overflow="ignore"))  # never split a number
     if not report.wrt:
         lines.append(Text("the formula has no variables: there is no derivative to check", style="yellow"))
@@ -728,12 +734,13 @@ def to_markdown(report: Report, digits: int = 10) -> str:
     lines += [f"reference: {reference_label(report)}", ""]
     single = report.size == 1
     if single:
-        lines += [f"f({_md_escape(point_text(report, digits))}) = {fmt(float(report.f[0]), digits)}", ""]
+        lines += [f"{_md_escape(_f(report))}({_md_escape(point_text(report, digits))}) = "
+                  f"{fmt(float(report.f[0]), digits)}", ""]
         head = "exact (reference)" if report.reference == "exact" else f"reference ({report.reference})"
-        header = ["∂f/∂", head] + [m.name for m in report.methods]
+        header = [f"∂{_md_escape(_f(report))}/∂", head] + [m.name for m in report.methods]
     else:
         lines += [_md_escape(_points_text(report)), ""]
-        header = ["∂f/∂"] + [m.name for m in report.methods]
+        header = [f"∂{_md_escape(_f(report))}/∂"] + [m.name for m in report.methods]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|")
     for v in report.wrt:
