@@ -50,10 +50,15 @@ def summary_line(outcomes: Sequence[Outcome], file_errors: int = 0, wall: float 
 
 
 def _outcome_text(o: Outcome) -> str:
+    """The outcome, and what was expected where it matters: 'wrong, caught (sign)' for a planted
+    mistake, 'correct, expected wrong' for one that got through."""
     if o.outcome == "error":
         return "error"
-    if o.ok and o.spec.expected in ("wrong", "fail"):
-        return f"{o.outcome} (caught)"
+    diagnosis = f" ({o.spec.diagnosis})" if o.spec.diagnosis else ""
+    if not o.ok:
+        return f"{o.outcome}, expected {o.spec.expected}{diagnosis}"
+    if o.spec.expected in ("wrong", "fail"):
+        return f"{o.outcome}, caught{diagnosis}"
     return o.outcome
 
 
@@ -62,14 +67,11 @@ def suite_table(outcomes: Sequence[Outcome], title: str, ascii_only: bool = Fals
                   show_lines=False)
     table.add_column("", no_wrap=True)
     table.add_column("check", overflow="fold", ratio=2)
-    table.add_column("outcome", no_wrap=True)
-    table.add_column("expected", no_wrap=True)
+    table.add_column("outcome", overflow="fold", ratio=2)
     table.add_column("detail", overflow="fold", ratio=5)
     for o in outcomes:
         mark = ("ok" if o.ok else "FAIL") if ascii_only else _MARK[o.ok]
-        table.add_row(Text(mark, style=_STYLE[o.ok]), o.spec.name, _outcome_text(o),
-                      o.spec.expected + (f" ({o.spec.diagnosis})" if o.spec.diagnosis else ""),
-                      o.detail)
+        table.add_row(Text(mark, style=_STYLE[o.ok]), o.spec.name, _outcome_text(o), o.detail)
     return table
 
 
