@@ -67,7 +67,7 @@ def suite_table(outcomes: Sequence[Outcome], title: str, ascii_only: bool = Fals
                   show_lines=False)
     table.add_column("", no_wrap=True)
     table.add_column("check", overflow="fold", ratio=2)
-    table.add_column("outcome", overflow="fold", ratio=2)
+    table.add_column("outcome", overflow="fold", max_width=28)
     table.add_column("detail", overflow="fold", ratio=5)
     for o in outcomes:
         mark = ("ok" if o.ok else "FAIL") if ascii_only else _MARK[o.ok]
