@@ -108,6 +108,14 @@ def check(expression: str, point: Mapping[str, Any] | None = None, **options: An
     if claim_graphs:
         names = [*names, "claim"]
     wrt = _validate_wrt(graph, opts.wrt)
+    unchecked = [v for v in claim_graphs if v not in wrt]
+    if unchecked:
+        raise GradcheckError("usage", f"a claim is given for ∂f/∂{some_names(unchecked, 3)}, which --wrt "
+                             f"leaves out (checked: {some_names(wrt)}); add it to --wrt or drop the claim.")
+    if len(graph.outputs) > 1:
+        raise GradcheckError("usage", f"--output names {len(graph.outputs)} steps "
+                             f"({', '.join(graph.output_names)}); a check has one output for now (a "
+                             "Jacobian check will take several): check them one at a time.")
     dtype = DTYPES[opts.dtype]
     point = dict(point or {})
     if opts.sample is None:  # a program's `a = -4.0` is an input with a default value
@@ -227,6 +235,7 @@ def check(expression: str, point: Mapping[str, Any] | None = None, **options: An
     undefined: dict[str, claims.Undefined] = {}
     if claim_graphs:
         undefined = _accept_undefined(graph, claim_graphs, points, state, wrt, opts.where_undefined)
+        _proved_claims(state, sym.proofs if sym is not None else {})
     directional = _judge_directions(results, wrt, state.reports)
     verdict = _verdict(methods, wrt, opts.strict)
     if verdict != "fail" and any(d["failed"] for d in directional):
@@ -243,7 +252,12 @@ def check(expression: str, point: Mapping[str, Any] | None = None, **options: An
             lambda k: ",".join(f"{v}={float(points[v][k])!r}" for v in points), judge.PASS, judge.FAIL,
             sym.proofs if sym is not None else {}, sym.terms if sym is not None else {}, undefined,
             lambda k: sample.probes[k - sample.n] if sample is not None and k >= sample.n else None)
-    if verdict == "inconclusive":
+    unjudged = [v for v, c in claim_verdicts.items() if c.verdict == "cannot-judge"]
+    if unjudged and verdict == "pass":  # the claim was the question, and nothing answered it
+        verdict = "inconclusive"
+        diagnostics.append(Diagnostic("inconclusive", f"the claim for ∂f/∂{', ∂f/∂'.join(unjudged)} could "
+                                      "not be compared at any point."))
+    elif verdict == "inconclusive":
         diagnostics.append(Diagnostic("inconclusive", _inconclusive_why(methods, wrt)))
     return Report(
         expression=expression,
@@ -965,6 +979,23 @@ def _step_partials(graph: Graph) -> list[str]:
 
 def _share(fraction: float) -> str:
     return "under 1%" if fraction < 0.01 else f"about {fraction:.0%}"
+
+
+def _proved_claims(state: _Judging, proofs: Mapping[str, str]) -> None:
+    """A claim SymPy proves equal to ∂f/∂v is right as a formula: where its float64 value is
+    off, that is rounding in the formula as written, so those cells are unreliable (with why),
+    not a failure of the claim."""
+    col = state.reports["claim"]
+    if col.cells is None:
+        return
+    for v, proof in proofs.items():
+        if proof == "proved" and v in col.cells.code:
+            failing = col.cells.code[v] == judge.FAIL
+            if failing.any():
+                col.cells.code[v][failing] = judge.UNRELIABLE
+                col.cells.why[v][failing] = state.reasons.add(
+                    "SymPy proves the claim equal to the derivative; its float64 value loses accuracy here "
+                    "(rounding in the formula as written)")
 
 
 def _accept_undefined(graph: Graph, claim_graphs: Mapping[str, Graph], points: Mapping[str, np.ndarray],

@@ -17,6 +17,7 @@ After judging, each claim gets a named verdict with its evidence (`judge_claims`
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -88,8 +89,13 @@ class ClaimVerdict:
     undefined: dict[str, Any] | None = None  # where the claim is undefined but ∂f/∂v is not
 
     def to_dict(self) -> dict[str, Any]:
-        return {"variable": self.variable, "formula": self.formula, "verdict": self.verdict,
-                "checked": self.checked, "failing": self.failing, "witness": self.witness,
+        witness = None if self.witness is None else {
+            k: (x if not isinstance(x, float) or math.isfinite(x) else ("nan" if x != x else
+                                                                          "inf" if x > 0 else "-inf"))
+            for k, x in self.witness.items()}  # strict JSON: a claim may be inf or nan there
+        formula = self.formula if len(self.formula) <= 10_000 else self.formula[:10_000] + "…"
+        return {"variable": self.variable, "formula": formula, "verdict": self.verdict,
+                "checked": self.checked, "failing": self.failing, "witness": witness,
                 "diagnosis": self.diagnosis, "diagnosis_kind": self.diagnosis_kind, "proof": self.proof,
                 "undefined": self.undefined}
 
@@ -183,7 +189,7 @@ def diagnose(claimed: np.ndarray, truth: np.ndarray,
             with np.errstate(all="ignore"):
                 ratio = claimed / truth
             k = float(np.median(ratio))
-            if np.isfinite(k) and k != 1 and _fits(ratio, np.full_like(ratio, k)):
+            if np.isfinite(k) and k not in (0, 1) and _fits(ratio, np.full_like(ratio, k)):
                 return "factor", (f"off by a constant factor {_nice(k)} (claim = {_nice(k)} × ∂f/∂v; "
                                   "often a missing or extra chain-rule factor)")
         diff = claimed - truth
@@ -219,8 +225,11 @@ def judge_claims(
         failing = (code == fail_code) & ~accepted
         where = (_undefined_evidence(und, at_text, references[v])
                  if und is not None and und.cells.any() else None)
-        if not judged.any():
-            out[v] = ClaimVerdict(v, formula, "cannot-judge", 0, 0)
+        compared = (code == pass_code) | (code == fail_code)
+        if not judged.any() or (not compared.any() and not failing.any()):
+            # nothing compared: a claim undefined at every point is not "equal" anywhere
+            out[v] = ClaimVerdict(v, formula, "cannot-judge", 0, 0,
+                                  undefined=where if und is not None and und.cells.any() else None)
             continue
         if not failing.any():
             verdict = "equal-except-undefined" if accepted.any() else "correct"
@@ -262,6 +271,12 @@ def judge_claims(
                               diagnosis_kind=kind)
     for v, c in out.items():
         c.proof = (proofs or {}).get(v)
+        if c.proof == "proved" and c.verdict in ("wrong", "cannot-judge"):
+            # SymPy proves claim = ∂f/∂v: numbers that disagree are float64 rounding in the
+            # formula as written (cancellation), not a wrong derivative (check._proved_claims)
+            c.verdict, c.diagnosis_kind, c.witness = "correct", None, None
+            c.diagnosis = (f"SymPy proves it equal to ∂f/∂{v}; where its float64 value disagrees, "
+                           "that is rounding in the formula as written (the cells marked unreliable)")
     return out
 
 

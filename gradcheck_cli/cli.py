@@ -302,8 +302,19 @@ def cli(
                 where_undefined=None if where_undefined == "isolated" else where_undefined).items()
                 if v is not None}
             overrides.update(limits=limits, symbolic_timeout=symbolic_timeout,
-                             symbolic_memory=symbolic_memory * 2**20, timeout=timeout,
-                             show_formula=show_formula)
+                             symbolic_memory=symbolic_memory * 2**20, show_formula=show_formula)
+            source = click.get_current_context().get_parameter_source("timeout")
+            if source is not click.core.ParameterSource.DEFAULT:  # else each check's own, or 120 s
+                overrides["timeout"] = timeout
+            teaching = [n for n, on in (("--trace", trace), ("--graph", graph_file), ("--sweep", sweep),
+                                        ("--sweep-plot", sweep_plot), ("--taylor", taylor),
+                                        ("--output", outputs), ("--latex", latex)) if on]
+            if teaching:
+                raise GradcheckError("usage", f"{', '.join(teaching)} work on one check at one point, not "
+                                     "with a file of many checks or --answers.")
+            if per_point and fmt != "json":
+                raise GradcheckError("usage", "--per-point adds arrays to the JSON report: use it with "
+                                     "--format json.")
             if answers:
                 if len(files) != 1:
                     raise GradcheckError("usage", "--answers grades against one problems file: give "
@@ -315,7 +326,7 @@ def cli(
             suites, file_errors = runfiles.load_suites(files)
             if len(files) == 1 and file_errors:
                 raise file_errors[0]
-            if not (len(files) == 1 and suites[0].legacy):
+            if not (len(files) == 1 and suites[0].legacy) or fmt == "csv":
                 if at or expect:
                     raise GradcheckError("usage", "--at and --expect give one check's point and claims; "
                                          "a file of many checks gives them per check.")
@@ -370,12 +381,17 @@ def cli(
         extras = None
         if trace or graph_file or sweep or sweep_plot or taylor:
             from . import teach
+
+            if dtype != "float64":
+                raise GradcheckError("usage", "--trace, --graph, --sweep and --taylor work in float64; "
+                                     "leave out --dtype float32.")
             from .parse import parse
 
             asked = teach.Asked(trace, graph_file, sweep, sweep_plot, taylor)
             graph = parse(expression, limits, outputs=_names(outputs))
             extras = teach.compute(graph, report, asked, output=graph.output_names[0]
                                    if graph.output_names else None)
+            teach.settle(report, extras)
         _arm_timeout(0)
     except GradcheckError as err:
         _arm_timeout(0)
@@ -394,8 +410,6 @@ def cli(
         if problem:
             _fail(GradcheckError("output", problem), fmt)
     code = EXIT_CODES[report.verdict]
-    if extras is not None and extras.failed:
-        code = EXIT_CODES["fail"]
     if fmt == "json":
         body = report_dict(report, per_point)
         if extras is not None:

@@ -29,7 +29,7 @@ from . import checkfile
 from .checkfile import shown, shown_path
 from .claims import parse_claims
 from .errors import GradcheckError
-from .limits import DEFAULT_LIMITS
+from .limits import DEFAULT_LIMITS, Limits
 from .parse import parse
 from .report import Report
 from .suite import CheckSpec, Outcome, run_all
@@ -45,6 +45,7 @@ class Answers:
     source: str
     answers: dict[str, dict[str, str] | str]
     notes: list[str] = field(default_factory=list)
+    error: str | None = None  # the answers file could not be read: every answer is invalid
 
 
 @dataclass
@@ -109,11 +110,14 @@ def asked(spec: CheckSpec) -> list[str]:
     return list(parse(spec.expression, spec.options.get("limits", DEFAULT_LIMITS)).variables)
 
 
-def _prepare(problem: CheckSpec, partials: Sequence[str], student: Answers) -> Grade | CheckSpec:
+def _prepare(problem: CheckSpec, partials: Sequence[str], student: Answers,
+             limits: Limits = DEFAULT_LIMITS) -> Grade | CheckSpec:
     """A grade already decided (no answer, an invalid one), or the check that decides it."""
     name = problem.name
+    if student.error is not None:
+        return Grade(student.student, name, "invalid", f"the answers file could not be read: {student.error}")
     given = student.answers.get(name)
-    if given is None:
+    if given is None or given == {} or (isinstance(given, str) and not given.strip()):
         return Grade(student.student, name, "missing", "no answer")
     claims = {partials[0]: given} if isinstance(given, str) and len(partials) == 1 else given
     if isinstance(claims, str):
@@ -126,11 +130,22 @@ def _prepare(problem: CheckSpec, partials: Sequence[str], student: Answers) -> G
                      f"answers ∂f/∂{shown(stray[0], 20)}, which the problem does not ask for "
                      f"(it asks for {', '.join(partials)})")
     try:
-        parse_claims(claims, parse(problem.expression), DEFAULT_LIMITS)
+        parse_claims(claims, parse(problem.expression, limits), limits)
     except GradcheckError as err:
         return Grade(student.student, name, "invalid", err.message)
     return replace(problem, options={**problem.options, "expect": dict(claims), "wrt": list(partials)},
                    expect="correct", diagnosis=None)
+
+
+def _seeded(problem: CheckSpec, overrides: Mapping[str, Any]) -> CheckSpec:
+    """A sampled problem without a seed gets one now, the same for every student (each would
+    otherwise draw other points, and equal answers could get different grades)."""
+    options = {**problem.options, **overrides}
+    if options.get("sample") is None or options.get("seed") is not None:
+        return problem
+    from .sampling import new_seed
+
+    return replace(problem, options={**problem.options, "seed": new_seed()})
 
 
 def _grade(spec: CheckSpec, partials: Sequence[str], student: Answers, outcome: Outcome) -> Grade:
@@ -139,7 +154,7 @@ def _grade(spec: CheckSpec, partials: Sequence[str], student: Answers, outcome: 
         return Grade(student.student, name, "error", outcome.detail, outcome)
     claims = spec.options["expect"]
     missing = [v for v in partials if v not in claims]
-    grade = outcome.outcome
+    grade = outcome.outcome if outcome.outcome in GRADES else "cannot-judge"
     detail = outcome.detail
     if missing and grade == "correct":
         grade = "wrong"
@@ -168,6 +183,7 @@ def grade_all(problems: Sequence[CheckSpec], students: Sequence[Answers], overri
         except GradcheckError as err:
             partials[p.name] = err
     known = {p.name for p in problems}
+    problems = [_seeded(p, overrides) for p in problems]
     cells: list[list[Grade | CheckSpec]] = []
     for s in students:
         extra = [k for k in s.answers if k not in known]
@@ -180,7 +196,7 @@ def grade_all(problems: Sequence[CheckSpec], students: Sequence[Answers], overri
             if isinstance(asked_here, GradcheckError):
                 row.append(Grade(s.student, p.name, "error", asked_here.message))
             else:
-                row.append(_prepare(p, asked_here, s))
+                row.append(_prepare(p, asked_here, s, overrides.get("limits", DEFAULT_LIMITS)))
             if progress is not None and isinstance(row[-1], Grade):
                 progress(row[-1])
         cells.append(row)

@@ -108,6 +108,10 @@ def report_xml(report: Report) -> str:
                           for v, (_, lo, hi) in report.kinks.items())
         ET.SubElement(case, "failure",
                       message=f"not differentiable at this point: {sides or verdict_text(report)}")
+    for d in report.diagnostics:
+        if d.kind == "taylor" and report.verdict == "fail":
+            case = ET.SubElement(suite, "testcase", classname=classname, name="Taylor-remainder test")
+            ET.SubElement(case, "failure", message=d.message)
     if report.verdict == "inconclusive":
         case = ET.SubElement(suite, "testcase", classname=classname, name="verdict")
         ET.SubElement(case, "error", type="inconclusive", message=verdict_text(report))

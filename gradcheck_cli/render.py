@@ -481,7 +481,7 @@ def claim_lines(report: Report) -> list[tuple[str, bool]]:
     """One line per claimed derivative: its named verdict and evidence."""
     out = []
     for v, c in report.claims.items():
-        head = f"claim ∂f/∂{v} = {one_line(c.formula)}: "
+        head = f"claim ∂f/∂{v} = {capped(c.formula)}: "
         if c.verdict in ("correct", "equal-except-undefined"):
             where = f"at all {c.checked} points" if c.checked > 1 else "at the point"
             proof = {"proved": f"; SymPy proves claim − ∂f/∂{v} = 0",
@@ -489,7 +489,8 @@ def claim_lines(report: Report) -> list[tuple[str, bool]]:
                      "too large": "; too large for SymPy to prove (the numbers decide)"
                      }.get(c.proof or "", "")
             if c.verdict == "correct":
-                out.append((head + f"{PASS} correct ({where}{proof})", True))
+                extra = f"; {c.diagnosis}" if c.diagnosis else ""
+                out.append((head + f"{PASS} correct ({where}{proof}){extra}", True))
             else:
                 out.append((head + f"{PASS} equal except where it is undefined: {c.diagnosis}{proof}", True))
         elif c.verdict == "wrong":

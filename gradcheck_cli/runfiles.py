@@ -5,9 +5,11 @@ returns the exit code. The mathematics stays in check.py; the formats in suite_r
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from . import grading, suite
@@ -67,6 +69,8 @@ def run_suites(suites: Sequence[suite.Suite], bad_files: Sequence[GradcheckError
     code = suite.exit_code(outcomes, len(file_errors))
     title = suites[0].title if len(suites) == 1 else f"{len(suites) + len(file_errors)} check files"
     problem = try_write(junit, junit_xml.suite_xml(groups, file_errors)) if junit else None
+    if problem:  # said alone (exit 2), never after a report that claims success
+        raise GradcheckError("output", problem)
     if fmt == "json":
         emit(sr.suite_json(outcomes, title, code, file_errors, per_point, wall) + "\n")
     elif fmt == "markdown":
@@ -78,8 +82,6 @@ def run_suites(suites: Sequence[suite.Suite], bad_files: Sequence[GradcheckError
         for e in file_errors:
             emit(f"error: {e}\n")
         emit(sr.summary_line(outcomes, len(file_errors), wall) + "\n")
-    if problem:
-        raise GradcheckError("output", problem)
     return code
 
 
@@ -90,8 +92,14 @@ def run_answers(problems_file: str, patterns: Sequence[str], overrides: Mapping[
     if bad:  # the problems file is the instructor's: it must be right before anyone is graded
         raise bad[0].error  # type: ignore[misc]
     students = []
+    problems_path = os.path.realpath(problems_file)
     for path in grading.expand(patterns):
-        students.append(grading.load_answers(path))
+        if os.path.realpath(path) == problems_path:
+            continue  # a glob that also matches the problems file
+        try:
+            students.append(grading.load_answers(path))
+        except GradcheckError as err:  # graded invalid, the others still graded
+            students.append(grading.Answers(Path(path).stem, path, {}, error=err.message))
     seen: dict[str, str] = {}
     for st in students:
         if st.student in seen:

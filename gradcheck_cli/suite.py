@@ -33,7 +33,10 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
-from collections.abc import Callable, Mapping, Sequence
+import signal
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -384,10 +387,14 @@ def run_one(spec: CheckSpec, overrides: Mapping[str, Any], run: Callable[..., Re
     if spec.error is not None:
         return Outcome(spec, "error", False, error=spec.error, detail=spec.error.message)
     options = {**spec.options, **overrides}
+    options.setdefault("timeout", DEFAULT_TIMEOUT)
     if spec.description:
         options["description"] = spec.description
+    # --sample on the command line draws every variable of every check, as for a single file
+    point = {} if "sample" in overrides else spec.point
     try:
-        report = run(spec.expression, spec.point, **options)
+        with _time_limit(float(options["timeout"])):
+            report = run(spec.expression, point, **options)
     except GradcheckError as err:
         key = "expression: " if err.source is not None and err.source == spec.expression else ""
         err = GradcheckError(err.kind, f"in {_where(spec)}, {key}{err.message}", column=err.column,
@@ -409,6 +416,30 @@ def run_one(spec: CheckSpec, overrides: Mapping[str, Any], run: Callable[..., Re
 PARALLEL_MIN = 48
 MAX_PROCESSES = 4
 _CHUNK = 8  # checks per message from the second process: a smooth progress bar
+
+
+DEFAULT_TIMEOUT = 120.0  # seconds per check, as --timeout for one check
+
+
+@contextmanager
+def _time_limit(seconds: float) -> Iterator[None]:
+    """Stop one check after `seconds` (SIGALRM, in the main thread of this process), as the
+    command line does for a single check: a slow check is an error, the others still run."""
+    if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expired(signum: int, frame: object) -> None:
+        raise GradcheckError("limit", f"the check did not finish within its time limit of {seconds:g} s "
+                             "(timeout = ... in the file, or --timeout).")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, min(seconds, 1e8))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def run_all(specs: Sequence[CheckSpec], overrides: Mapping[str, Any], run: Callable[..., Report],

@@ -14,6 +14,7 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
+from .errors import escape_controls
 from .grading import Grade
 from .render import report_dict
 from .suite import Outcome
@@ -63,7 +64,7 @@ def _outcome_text(o: Outcome) -> str:
 
 
 def suite_table(outcomes: Sequence[Outcome], title: str, ascii_only: bool = False) -> Table:
-    table = Table(title=title, box=box.ASCII if ascii_only else box.SIMPLE_HEAD, title_justify="left",
+    table = Table(title=_safe(title), box=box.ASCII if ascii_only else box.SIMPLE_HEAD, title_justify="left",
                   show_lines=False)
     table.add_column("", no_wrap=True)
     table.add_column("check", overflow="fold", ratio=2)
@@ -71,11 +72,19 @@ def suite_table(outcomes: Sequence[Outcome], title: str, ascii_only: bool = Fals
     table.add_column("detail", overflow="fold", ratio=5)
     for o in outcomes:
         mark = ("ok" if o.ok else "FAIL") if ascii_only else _MARK[o.ok]
-        table.add_row(Text(mark, style=_STYLE[o.ok]), o.spec.name, _outcome_text(o), o.detail)
+        table.add_row(Text(mark, style=_STYLE[o.ok]), _safe(o.spec.name), _safe(_outcome_text(o)),
+                      _safe(o.detail))
     return table
 
 
+def _safe(s: str) -> str:
+    """User text (names, titles, formulas, students) with control, bidi and zero-width
+    characters escaped: a file from a stranger must not drive the terminal or reorder text."""
+    return escape_controls(str(s))
+
+
 def _md(s: str) -> str:
+    s = _safe(s)
     for ch in "\\|`*_[]<>#":
         s = s.replace(ch, "\\" + ch)
     return " ".join(s.split())
@@ -133,7 +142,7 @@ def suite_json(outcomes: Sequence[Outcome], title: str, code: int, file_errors: 
 def csv_cell(text: str) -> str:
     """User text in a CSV cell: a spreadsheet runs a cell that starts with = + - @ as a formula
     (CSV injection), so such a cell is prefixed with ' (the usual guard; shown as text)."""
-    text = " ".join(str(text).split())
+    text = _safe(" ".join(str(text).split()))
     return "'" + text if text[:1] in ("=", "+", "-", "@") else text
 
 
@@ -181,18 +190,18 @@ def grades_table(rows: Sequence[Sequence[Grade]], problems: Sequence[str], ascii
     table = Table(title="grades", box=box.ASCII if ascii_only else box.SIMPLE_HEAD, title_justify="left")
     table.add_column("student", overflow="fold")
     for p in problems:
-        table.add_column(p, overflow="fold")
+        table.add_column(_safe(p), overflow="fold")
     table.add_column("score", justify="right", no_wrap=True)
     for row in rows:
         cells = [Text(grade_cell(g, ascii_only), style="green" if g.grade == "correct" else "red")
                  for g in row]
-        table.add_row(row[0].student if row else "", *cells, score(row))
+        table.add_row(_safe(row[0].student) if row else "", *cells, score(row))
     return table
 
 
 def grade_notes(rows: Sequence[Sequence[Grade]]) -> list[str]:
     """One line per answer that is not correct: who, which problem, and why."""
-    return [f"{g.student} / {g.problem}: {g.grade} — {g.detail}" for row in rows for g in row
+    return [_safe(f"{g.student} / {g.problem}: {g.grade} — {g.detail}") for row in rows for g in row
             if g.grade != "correct"]
 
 

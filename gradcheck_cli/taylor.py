@@ -46,7 +46,7 @@ from .reverse import gradient_from_values
 from .trace import dname, num, one_point, resolve_output, step_names
 
 H0 = 1e-2
-HALVINGS = 20
+HALVINGS = 60  # from 1e-2 down to ~1e-20: near a singularity the h² regime starts far below 1e-8
 NOISE = 1e3  # a remainder within NOISE·eps of f's size is rounding, not Taylor
 LAST = 4  # the order of a direction: median of its last LAST usable orders
 PASS_ORDER, FAIL_ORDER = 1.8, 1.2
@@ -177,7 +177,9 @@ def _rows(t: TaylorResult) -> tuple[list[str], list[list[str]]]:
         [f"order v{k + 1}" for k in range(len(t.directions))]
     rows = []
     steps = t.directions[0].steps if t.directions else ()
-    for k, h in enumerate(steps):
+    # the rows that say something: up to two past the last step above rounding level
+    last = max((max((k for k, u in enumerate(d.usable) if u), default=0) for d in t.directions), default=0)
+    for k, h in enumerate(steps[: last + 3]):
         row = [num(h, 3)]
         row += [num(d.remainders[k], 3) + ("" if d.usable[k] else " (rounding)") for d in t.directions]
         row += [_order_text(d.orders[k - 1]) if k else "" for d in t.directions]

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from . import drawing, sweep, taylor, trace
+from . import drawing, judge, sweep, taylor, trace
 from .errors import GradcheckError
 from .graph import Graph
 from .report import Report
@@ -41,11 +41,12 @@ class Extras:
     sweep: Any = None  # sweep.Sweep
     taylor: Any = None  # taylor.TaylorResult
     written: list[str] = field(default_factory=list)  # files written
+    taylor_note: str | None = None  # why the Taylor test's verdict does not count
 
     @property
     def failed(self) -> bool:
         """The Taylor test says the gradient is wrong: the check fails with it."""
-        return self.taylor is not None and self.taylor.verdict == "fail"
+        return self.taylor is not None and self.taylor.verdict == "fail" and self.taylor_note is None
 
 
 def compute(graph: Graph, report: Report, asked: Asked, output: str | None = None) -> Extras:
@@ -83,7 +84,25 @@ def compute(graph: Graph, report: Report, asked: Asked, output: str | None = Non
             out.written.append(asked.sweep_plot)
     if asked.taylor:
         out.taylor = taylor.taylor(graph, point, wrt=wrt, output=output)
+        lenient = any(m.cells is not None and np.isin(m.cells.code[v], judge.LENIENT).any()
+                      for m in report.methods for v in wrt)
+        if lenient and out.taylor.verdict == "fail":
+            out.taylor_note = ("f is not differentiable at this point (a kink or an infinite slope): "
+                               "the Taylor test assumes a smooth f, so its order does not count here")
     return out
+
+
+def settle(report: Report, extras: Extras) -> None:
+    """A failing Taylor test fails the check in every format (the exit code, JSON, JUnit)."""
+    from .report import Diagnostic
+
+    if extras.failed:
+        report.verdict = "fail"
+        report.diagnostics.append(Diagnostic(
+            "taylor", "the Taylor-remainder test fails: the remainder shrinks like "
+            f"h^{extras.taylor.order:.2f}, not h²: the gradient is wrong along a random direction"))
+    elif extras.taylor_note:
+        report.diagnostics.append(Diagnostic("taylor", extras.taylor_note + "."))
 
 
 def to_dict(extras: Extras) -> dict[str, Any]:
@@ -94,6 +113,8 @@ def to_dict(extras: Extras) -> dict[str, Any]:
         body["sweep"] = sweep.to_dict(extras.sweep)
     if extras.taylor is not None:
         body["taylor"] = taylor.to_dict(extras.taylor)
+        if extras.taylor_note:
+            body["taylor"]["note"] = extras.taylor_note
     if extras.written:
         body["written"] = list(extras.written)
     return body
