@@ -986,11 +986,13 @@ def _proved_claims(state: _Judging, proofs: Mapping[str, str]) -> None:
     off, that is rounding in the formula as written, so those cells are unreliable (with why),
     not a failure of the claim."""
     col = state.reports["claim"]
-    if col.cells is None:
+    if col.cells is None or col.values is None:
         return
     for v, proof in proofs.items():
         if proof == "proved" and v in col.cells.code:
-            failing = col.cells.code[v] == judge.FAIL
+            # where the claim is nan or inf it is undefined (a removable singularity, say): that
+            # is --where-undefined's business, not rounding
+            failing = (col.cells.code[v] == judge.FAIL) & np.isfinite(col.values[v])
             if failing.any():
                 col.cells.code[v][failing] = judge.UNRELIABLE
                 col.cells.why[v][failing] = state.reasons.add(

@@ -226,7 +226,9 @@ def judge_claims(
         where = (_undefined_evidence(und, at_text, references[v])
                  if und is not None and und.cells.any() else None)
         compared = (code == pass_code) | (code == fail_code)
-        if not judged.any() or (not compared.any() and not failing.any()):
+        # an isolated point was compared on both sides of it; otherwise something must be compared
+        sides = und is not None and bool((und.accepted & und.isolated).any())
+        if not judged.any() or (not compared.any() and not failing.any() and not sides):
             # nothing compared: a claim undefined at every point is not "equal" anywhere
             out[v] = ClaimVerdict(v, formula, "cannot-judge", 0, 0,
                                   undefined=where if und is not None and und.cells.any() else None)
@@ -271,7 +273,8 @@ def judge_claims(
                               diagnosis_kind=kind)
     for v, c in out.items():
         c.proof = (proofs or {}).get(v)
-        if c.proof == "proved" and c.verdict in ("wrong", "cannot-judge"):
+        undefined_only = c.diagnosis_kind == "undefined" or (c.verdict == "cannot-judge" and c.undefined)
+        if c.proof == "proved" and c.verdict in ("wrong", "cannot-judge") and not undefined_only:
             # SymPy proves claim = ∂f/∂v: numbers that disagree are float64 rounding in the
             # formula as written (cancellation), not a wrong derivative (check._proved_claims)
             c.verdict, c.diagnosis_kind, c.witness = "correct", None, None
