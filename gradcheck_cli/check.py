@@ -53,6 +53,10 @@ from .report import Diagnostic, MethodReport, Report, Sample
 # SymPy's cost explodes with the graph's size (benchmarks/sympy_scaling.py); above this it is
 # skipped at once unless asked for by name (--methods symbolic, --reference exact|symbolic).
 SYMBOLIC_MAX_NODES = 4_000
+# ... and sooner for deep or many-variable graphs: its derivative and exact evaluation grow with
+# nodes × depth (a deep chain takes the whole 10 s budget at about 170 nodes) and with nodes ×
+# variables (a net at about 300 nodes and 100 variables); past this estimate it is skipped.
+SYMBOLIC_MAX_WORK = 20_000
 # The exact reference runs at every point up to this many points; past it, at the failing and
 # the worst points only (at most EXACT_FOCUS of them), so its cost stays bounded.
 EXACT_ALL_POINTS = 100
@@ -158,7 +162,8 @@ def check(expression: str, point: Mapping[str, Any] | None = None, **options: An
 
     wants_exact = opts.reference in ("auto", "exact")
     asked = opts.methods is not None and "symbolic" in names or opts.reference in ("exact", "symbolic")
-    too_big = len(graph) > SYMBOLIC_MAX_NODES and not asked
+    too_big_why = _symbolic_too_big(graph, wrt)
+    too_big = too_big_why is not None and not asked
     needs_symbolic = bool(wrt) and not too_big and (
         "symbolic" in names or opts.reference in ("auto", "exact", "symbolic"))
     # The worker is forked (and imports SymPy) now; the request goes out once the point is
@@ -194,15 +199,13 @@ def check(expression: str, point: Mapping[str, Any] | None = None, **options: An
     elif too_big and ("symbolic" in names or wants_exact):
         diagnostics.append(Diagnostic(
             "symbolic-skipped",
-            f"SymPy was skipped: the graph has {len(graph):,} nodes, above the "
-            f"{SYMBOLIC_MAX_NODES:,} where SymPy's cost explodes (ask for it with --methods symbolic "
-            "or --reference exact)."))
+            f"SymPy was skipped: {too_big_why}, where its cost explodes (benchmarks/sympy_scaling.py; "
+            "ask for it with --methods symbolic or --reference exact)."))
     ctx.symbolic = sym
     if "symbolic" in names:
         results["symbolic"] = REGISTRY["symbolic"].run(ctx)
         if too_big:
-            results["symbolic"].note = (f"skipped: the graph has {len(graph):,} nodes "
-                                        f"(over {SYMBOLIC_MAX_NODES:,})")
+            results["symbolic"].note = f"skipped: {too_big_why}"
 
     state = _Judging(graph, ctx, points, f, wrt, names, opts, results, kink, sym, job, deadline)
     state.run()
@@ -975,6 +978,19 @@ def _step_partials(graph: Graph) -> list[str]:
                 continue
             out.append(f"∂{names.name[i]}/∂{names.name[a]} = {partial_text(node.op, j, names.args[i])}")
     return out
+
+
+def _symbolic_too_big(graph: Graph, wrt: Sequence[str]) -> str | None:
+    """Why SymPy would not finish within its budget on this graph, or None (benchmarks/
+    sympy_scaling.py measured where it takes its whole 10 s)."""
+    if len(graph) > SYMBOLIC_MAX_NODES:
+        return f"the graph has {len(graph):,} nodes (over {SYMBOLIC_MAX_NODES:,})"
+    depth = graph.depth()
+    work = len(graph) * max(depth, len(wrt), 1)
+    if work > SYMBOLIC_MAX_WORK:
+        return (f"the graph has {len(graph):,} nodes, depth {depth:,} and {len(wrt):,} variables (nodes × "
+                f"max(depth, variables) = {work:,}, over {SYMBOLIC_MAX_WORK:,})")
+    return None
 
 
 def _share(fraction: float) -> str:
