@@ -413,8 +413,13 @@ def test_markup_named_variables_print_as_text() -> None:
 def test_symbolic_over_budget_is_skipped_not_fatal() -> None:
     # 300 nested sines take SymPy tens of seconds; the check goes on without it.
     formula = "sin(" * 300 + "x" + ")" * 300
+    # by default SymPy is skipped up front (nodes x depth is past its budget) ...
+    result, _ = run([formula, "--at", "x=0.5", "--format", "json"])
+    notes = [d["message"] for d in one_json_object(result.stdout)["diagnostics"]]
+    assert any("depth 300" in n and "--methods symbolic" in n for n in notes), notes
+    # ... and asked for by name, it runs under its budget and is skipped when that runs out
     result, seconds = run([formula, "--at", "x=0.5", "--symbolic-timeout", "0.5",
-                           "--format", "json"])
+                           "--methods", "reverse,forward,symbolic,central", "--format", "json"])
     assert_clean(result, 0)
     assert seconds < 10
     report = one_json_object(result.stdout)
