@@ -29,9 +29,10 @@ cell's first call counts as a repeat when it is slow).
 Each (method, K) cell runs in a fresh subprocess with its address space capped at the process's
 size + 6 GiB (RLIMIT_AS) and the first call limited to 120 s (SIGALRM): a cell that hits either
 is skipped, and the table says so. The memory column is the growth of peak RSS (ru_maxrss) over
-the method's first call, after imports and the points exist. Correctness is checked once per
-cell: max relative error of the method's df/dx against the hand-written fp, over points where
-|fp| >= 1e-6 max|fp| (central ~1e-6 and richardson ~1e-10 are expected: finite differences).
+the method's first call, after imports and the points exist, and its ratio to hand numpy's.
+Correctness is checked once per cell: max relative error of the method's df/dx against the
+hand-written fp, over points where |fp| >= 1e-6 max|fp| (central ~1e-6 and richardson ~1e-10
+are expected: finite differences).
 
 The package is copied to a temporary directory when the run starts and every subprocess imports
 that copy, so the whole run measures one version even while the package is being edited; the
@@ -324,18 +325,22 @@ def report(cells: dict[tuple[str, int], dict[str, Any]], ks: list[int]) -> str:
     lines.append("| *numpy baseline (absolute)* | " + " | ".join(_seconds(b) for b in base) + " |")
 
     kmax = ks[-1]
-    lines += ["", f"At K = {kmax}: peak RSS growth over the first call, first-call time, worst error "
-              "(max relative error vs hand-written f'; f for one evaluation, over all K)", "",
-              "| method | peak RSS growth | first call | max rel error |", "|---|---|---|---|"]
+    lines += ["", f"At K = {kmax}: peak RSS growth over the first call (and ÷ hand numpy's), "
+              "first-call time, worst error (max relative error vs hand-written f'; f for one "
+              "evaluation, over all K)", "",
+              "| method | peak RSS growth | ÷ numpy's | first call | max rel error |",
+              "|---|---|---|---|---|"]
+    base_mem = cells["numpy", kmax].get("peak_rss_growth_bytes")
     for row in ("numpy", *ROWS):
         c = cells[row, kmax]
         errs = [cells[row, k]["error"]["max_rel"] for k in ks if "error" in cells[row, k]]
         err = f"{max(errs):.1e}" if errs else "—"
         if "skip" in c:
-            lines.append(f"| {row} | {_skip_cell(c)} | — | {err} |")
+            lines.append(f"| {row} | {_skip_cell(c)} | — | — | {err} |")
         else:
-            lines.append(f"| {row} | {_bytes(c['peak_rss_growth_bytes'])} | "
-                         f"{_seconds(c['first_call_seconds'])} | {err} |")
+            mem = c["peak_rss_growth_bytes"]
+            times = _ratio(mem / base_mem) if base_mem else "—"
+            lines.append(f"| {row} | {_bytes(mem)} | {times} | {_seconds(c['first_call_seconds'])} | {err} |")
     prep = [cells["symbolic", k].get("prepare_seconds") for k in ks]
     prep = [p for p in prep if p is not None]
     if prep:
