@@ -839,8 +839,9 @@ class _Judging:
             names = ", ".join(sorted(n for n, r in self.results.items() if r.checked is not None))
             self.diagnostics.append(Diagnostic(
                 "sampled", f"{len(self.wrt):,} variables: {names} checked {sampled[0].checked}; the other "
-                f"{len(unsampled):,} partials are checked only together, along the random directions "
-                "(--full checks every variable, at the cost of one evaluation pair per variable)."))
+                f"{len(unsampled):,} partials they check only together, along the random directions "
+                "(reverse mode's own values are judged wherever a reference exists; --full checks every "
+                "variable with every method, at one evaluation pair per variable)."))
         for text in self.overflow_notes.values():
             self.diagnostics.append(Diagnostic("overflow", text + "."))
         for v in self.wrt:
