@@ -72,8 +72,10 @@ def suite_table(outcomes: Sequence[Outcome], title: str, ascii_only: bool = Fals
     table.add_column("detail", overflow="fold", ratio=5)
     for o in outcomes:
         mark = ("ok" if o.ok else "FAIL") if ascii_only else _MARK[o.ok]
-        table.add_row(Text(mark, style=_STYLE[o.ok]), _safe(o.spec.name), _safe(_outcome_text(o)),
-                      _safe(o.detail))
+        name = Text(_safe(o.spec.name))
+        if o.spec.description:
+            name.append("\n" + _safe(" ".join(o.spec.description.split())), style="dim")
+        table.add_row(Text(mark, style=_STYLE[o.ok]), name, _safe(_outcome_text(o)), _safe(o.detail))
     return table
 
 
@@ -96,7 +98,8 @@ def suite_markdown(outcomes: Sequence[Outcome], title: str, file_errors: Sequenc
     lines = [f"### gradcheck: {_md(title)}", "", f"**{_md(head)}**", "",
              "| | check | outcome | expected | detail |", "|---|---|---|---|---|"]
     for o in outcomes:
-        lines.append(f"| {_MARK[o.ok]} | {_md(o.spec.name)} | {_md(_outcome_text(o))} | "
+        described = f" ({_md(o.spec.description)})" if o.spec.description else ""
+        lines.append(f"| {_MARK[o.ok]} | {_md(o.spec.name)}{described} | {_md(_outcome_text(o))} | "
                      f"{_md(o.spec.expected)} | {_md(o.detail)} |")
     for e in file_errors:
         lines.append(f"| {_MARK[False]} | (file) | error | | {_md(e)} |")
@@ -155,10 +158,11 @@ def to_csv(rows: Sequence[Sequence[Any]]) -> str:
 
 
 def suite_csv(outcomes: Sequence[Outcome]) -> str:
-    rows: list[list[Any]] = [["file", "check", "expression", "expected", "outcome", "ok", "detail"]]
+    rows: list[list[Any]] = [["file", "check", "expression", "expected", "outcome", "ok", "detail",
+                              "description"]]
     for o in outcomes:
         rows.append([o.spec.source.strip("'"), o.spec.name, o.spec.expression, o.spec.expected,
-                     o.outcome, "yes" if o.ok else "no", o.detail])
+                     o.outcome, "yes" if o.ok else "no", o.detail, o.spec.description])
     return to_csv(rows)
 
 

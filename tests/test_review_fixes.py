@@ -226,3 +226,12 @@ def test_a_claim_proved_by_sympy_is_not_wrong_where_float64_cancels() -> None:
     c = body["claims"]["x"]
     assert r.exit_code == 0 and c["verdict"] == "correct" and c["proof"] == "proved"
     assert "rounding" in c["diagnosis"]
+
+
+def test_a_checks_description_shows_in_the_table_markdown_and_csv(tmp_path: Path) -> None:
+    f = write(tmp_path, "s.toml", '[[check]]\nname = "n"\ndescription = "the lecture example"\n'
+              'expression = "x"\nat = { x = 1 }\n[[check]]\nexpression = "y"\nat = { y = 1 }\n')
+    for fmt in ("table", "markdown"):
+        assert "the lecture example" in run("--file", str(f), "--format", fmt).stdout, fmt
+    rows = list(csv.reader(io.StringIO(run("--file", str(f), "--format", "csv").stdout)))
+    assert rows[0][-1] == "description" and rows[1][-1] == "the lecture example" and rows[2][-1] == ""
