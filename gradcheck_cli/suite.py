@@ -196,6 +196,9 @@ def _points(value: Any, where: str) -> dict[str, Any]:
                                                            for p in value]) for n in names}
 
 
+_CHOICES = {"reference": REFERENCES, "dtype": ("float64", "float32"), "where_undefined": WHERE_UNDEFINED}
+
+
 def _options(data: Mapping[str, Any], where: str) -> dict[str, Any]:
     """The check() keyword arguments a table sets (defaults or one check)."""
     out: dict[str, Any] = {}
@@ -219,23 +222,14 @@ def _options(data: Mapping[str, Any], where: str) -> dict[str, Any]:
                 raise _bad(where, key, f"has {shown(bad[0], 30)}, which is not a method ("
                            f"{', '.join(METHODS)}, or all)")
             out[key] = list(METHODS) if names == ["all"] else names
-        elif key == "reference":
-            if value not in REFERENCES:
-                raise _bad(where, key, f"must be one of {', '.join(REFERENCES)}, not "
+        elif key in _CHOICES:
+            if not isinstance(value, str) or value not in _CHOICES[key]:
+                raise _bad(where, key, f"must be one of {', '.join(_CHOICES[key])}, not "
                            f"{checkfile.describe(value)}")
             out[key] = value
         elif key == "strict":
             if not isinstance(value, bool):
                 raise _bad(where, key, f"must be true or false, not {checkfile.describe(value)}")
-            out[key] = value
-        elif key == "dtype":
-            if value not in ("float64", "float32"):
-                raise _bad(where, key, f"must be \"float64\" or \"float32\", not {checkfile.describe(value)}")
-            out[key] = value
-        elif key == "where_undefined":
-            if value not in WHERE_UNDEFINED:
-                raise _bad(where, key, f"must be one of {', '.join(WHERE_UNDEFINED)}, not "
-                           f"{checkfile.describe(value)}")
             out[key] = value
         elif key == "description":
             out[key] = checkfile.description(value, where)
