@@ -35,7 +35,7 @@ import multiprocessing
 import os
 import signal
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence, Set
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -244,8 +244,13 @@ def _claims(value: Any, where: str) -> dict[str, str]:
             for v, text in value.items()}
 
 
-def _spec(data: Any, defaults: Mapping[str, Any], source: str, index: int, names: set[str]) -> CheckSpec:
-    spec = CheckSpec(name=f"check {index}", source=source, index=index)
+def _spec(data: Any, defaults: Mapping[str, Any], source: str, index: int, names: set[str],
+          explicit: Set[str] = frozenset()) -> CheckSpec:
+    # an unnamed check's default name never takes a name the file gives another check
+    default = f"check {index}"
+    while default in explicit:
+        default += " (unnamed)"
+    spec = CheckSpec(name=default, source=source, index=index)
     if not isinstance(data, dict):
         spec.error = GradcheckError("bad-file", f"in {source}, check {index} must be a table ([[check]]), "
                                     f"not {checkfile.describe(data)}.")
@@ -253,6 +258,8 @@ def _spec(data: Any, defaults: Mapping[str, Any], source: str, index: int, names
     try:
         if "name" in data:
             spec.name = " ".join(_string(data["name"], f"{source}, check {index}", "name", MAX_NAME).split())
+            if not spec.name:
+                raise _bad(f"{source}, check {index}", "name", "is empty")
         where = _where(spec)
         if spec.name in names:
             raise _bad(where, "name", "is the name of an earlier check; names must be unique")
@@ -339,7 +346,9 @@ def load(path: str | Path) -> Suite:
     if len(checks) > MAX_CHECKS:
         raise GradcheckError("bad-file", f"{where} has {len(checks):,} checks, more than {MAX_CHECKS:,}.")
     names: set[str] = set()
-    specs = [_spec(c, defaults, where, i, names) for i, c in enumerate(checks, 1)]
+    explicit = {" ".join(c["name"].split()) for c in checks
+                if isinstance(c, dict) and isinstance(c.get("name"), str)}
+    specs = [_spec(c, defaults, where, i, names, explicit) for i, c in enumerate(checks, 1)]
     return Suite(title=title, specs=specs)
 
 

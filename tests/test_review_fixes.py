@@ -235,3 +235,15 @@ def test_a_checks_description_shows_in_the_table_markdown_and_csv(tmp_path: Path
         assert "the lecture example" in run("--file", str(f), "--format", fmt).stdout, fmt
     rows = list(csv.reader(io.StringIO(run("--file", str(f), "--format", "csv").stdout)))
     assert rows[0][-1] == "description" and rows[1][-1] == "the lecture example" and rows[2][-1] == ""
+
+
+def test_an_unnamed_check_never_takes_a_name_another_check_is_given(tmp_path: Path) -> None:
+    f = write(tmp_path, "s.toml", '[[check]]\nexpression = "x"\nat = { x = 1 }\n'
+              '[[check]]\nexpression = "y"\nat = { y = 1 }\n'
+              '[[check]]\nname = "check 2"\nexpression = "z"\nat = { z = 1 }\n')
+    body = strict(run("--file", str(f), "--format", "json").stdout)
+    assert [c["name"] for c in body["checks"]] == ["check 1", "check 2 (unnamed)", "check 2"]
+    assert [c["outcome"] for c in body["checks"]] == ["pass", "pass", "pass"]
+    empty = write(tmp_path, "e.toml", '[[check]]\nname = "  "\nexpression = "x"\nat = { x = 1 }\n')
+    out = strict(run("--file", str(empty), "--format", "json").stdout)
+    assert out["checks"][0]["outcome"] == "error" and "name" in out["checks"][0]["error"]["message"]
