@@ -48,6 +48,7 @@ from .trace import dname, num, one_point, resolve_output, step_names
 H0 = 1e-2
 HALVINGS = 60  # from 1e-2 down to ~1e-20: near a singularity the h² regime starts far below 1e-8
 NOISE = 1e3  # a remainder within NOISE·eps of f's size is rounding, not Taylor
+SHOWN_COMPONENTS = 8  # of a direction v, in the text (JSON has them all)
 LAST = 4  # the order of a direction: median of its last LAST usable orders
 PASS_ORDER, FAIL_ORDER = 1.8, 1.2
 
@@ -192,7 +193,9 @@ def _summary(t: TaylorResult) -> list[str]:
     lines = [f"Taylor remainder r(h) = |{o}(x + h·v) - {o}(x) - h·∇{o}·v|, gradient from "
              f"{'reverse mode' if t.gradient_source == 'reverse' else 'the caller'}"]
     for k, d in enumerate(t.directions):
-        vs = ", ".join(f"{name}: {num(c, 3)}" for name, c in d.v.items())
+        shown = list(d.v.items())[:SHOWN_COMPONENTS]  # 30,000 variables must not be 30,000 numbers
+        vs = ", ".join(f"{name}: {num(c, 3)}" for name, c in shown) + (
+            f", … and {len(d.v) - len(shown):,} more" if len(d.v) > len(shown) else "")
         lines.append(f"v{k + 1} = ({vs}): order {_order_text(d.order)}, {d.verdict}: {d.reason}")
     lines.append(f"observed order {_order_text(t.order)} (2 for a right gradient, 1 for a wrong one): "
                  f"{t.verdict}")
