@@ -203,6 +203,21 @@ def write_atomic(path: str | os.PathLike[str], data: str | bytes) -> None:
         raise GradcheckError("output", f"cannot write {target}: {exc.strerror or exc}.") from None
 
 
+DOT_MEMORY = 2 * 2**30  # bytes of address space for dot (a 4,900-node layout took 1.6 GB and crashed)
+
+
+def _limit_dot_memory() -> None:
+    """In the child, before dot starts: cap its address space (within any existing ulimit)."""
+    try:
+        import resource
+
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        cap = DOT_MEMORY if hard == resource.RLIM_INFINITY else min(DOT_MEMORY, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    except (ImportError, ValueError, OSError):
+        pass
+
+
 def _run_dot(dot_text: str, fmt: str, name: str) -> bytes:
     """Graphviz's layout of `dot_text` as `fmt` (svg or png) bytes. The one subprocess in
     gradcheck: the argument list is fixed ([the dot found on the PATH, -Tsvg|-Tpng]), no shell,
@@ -214,7 +229,8 @@ def _run_dot(dot_text: str, fmt: str, name: str) -> bytes:
         raise GradcheckError("missing-tool", INSTALL_HINT.format(name=name))
     try:
         done = subprocess.run([exe, _DOT_FORMATS[fmt]], input=dot_text.encode("utf-8"),
-                              capture_output=True, timeout=DOT_TIMEOUT, check=False)
+                              capture_output=True, timeout=DOT_TIMEOUT, check=False,
+                              preexec_fn=_limit_dot_memory)
     except subprocess.TimeoutExpired:
         raise GradcheckError("output", f"Graphviz's dot took more than {DOT_TIMEOUT:g} s to draw "
                              f"{name}; nothing was written (a .dot file needs no layout).") from None
