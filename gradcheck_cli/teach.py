@@ -51,7 +51,7 @@ class Extras:
 
 def compute(graph: Graph, report: Report, asked: Asked, output: str | None = None) -> Extras:
     if report.size != 1:
-        raise GradcheckError("usage", f"{asked.flags()} work at one point: give --at (not --sample or "
+        raise GradcheckError("usage", f"{asked.flags()}: one point only; give --at (not --sample or "
                              "arrays).")
     point = {v: float(np.asarray(x).ravel()[0]) for v, x in report.points.items()}
     point.update({v: x for v, x in graph.defaults.items() if v not in point})
