@@ -284,6 +284,12 @@ def cli(
         if fmt == "csv" and not (files or answers):
             raise GradcheckError("usage", "--format csv is a table of many checks or grades: use it with "
                                  "--file (and --answers).")
+        named = (("--graph", graph_file), ("--sweep-plot", sweep_plot), ("--program", program_file))
+        for flag, value in named:
+            if value is not None and not value.strip():
+                raise GradcheckError("usage", f"{flag} needs a file name.")
+        if outputs is not None and not _names(outputs):
+            raise GradcheckError("usage", "--output needs a step name, e.g. --output J.")
         if program_file is not None or expression == "-":
             if program_file is not None and expression is not None:
                 raise GradcheckError("usage", "give either an EXPRESSION or --program PATH, not both.")

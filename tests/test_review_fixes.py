@@ -247,3 +247,9 @@ def test_an_unnamed_check_never_takes_a_name_another_check_is_given(tmp_path: Pa
     empty = write(tmp_path, "e.toml", '[[check]]\nname = "  "\nexpression = "x"\nat = { x = 1 }\n')
     out = strict(run("--file", str(empty), "--format", "json").stdout)
     assert out["checks"][0]["outcome"] == "error" and "name" in out["checks"][0]["error"]["message"]
+
+
+def test_empty_file_names_and_output_names_are_refused() -> None:
+    for args in (["--graph", ""], ["--sweep-plot", " "], ["--output", ","]):
+        r = run("a = x; b = 2*a", "--at", "x=1", *args)
+        assert r.exit_code == 2 and args[0] in r.output, args
