@@ -142,8 +142,8 @@ class _GroupedHelp(click.Command):
 @click.option("--program", "program_file", metavar="PATH",
               help="Read the formula or program from PATH ('-': standard input), for texts longer "
                    "than a command line allows. EXPRESSION '-' reads standard input too.")
-@click.option("--output", "outputs", metavar="NAME[,...]",
-              help="A program's output step(s) (default: its last statement).")
+@click.option("--output", "outputs", metavar="NAME",
+              help="A program's output step (default: its last statement).")
 @click.option("--file", "files", type=click.Path(dir_okay=False), metavar="PATH", multiple=True,
               help="Run the checks of a TOML check file (repeatable: every file is run).")
 @click.option("--answers", multiple=True, metavar="PATH|GLOB",
