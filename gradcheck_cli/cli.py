@@ -14,9 +14,7 @@ import json
 import math
 import os
 import re
-import signal
 import sys
-import threading
 import time
 from collections.abc import Sequence
 from typing import NoReturn
@@ -27,7 +25,7 @@ from .check import check
 from .claims import WHERE_UNDEFINED, parse_expect
 from .errors import GradcheckError, escape_controls
 from .inputs import parse_assignments, read_formula, shown
-from .limits import DEFAULT_LIMITS, Limits
+from .limits import DEFAULT_LIMITS, Limits, time_limit
 from .methods import DEFAULT_METHODS, METHODS, REFERENCES
 from .output import emit, try_write, width
 from .output import print_rich as _print_rich
@@ -39,7 +37,6 @@ _shown = shown
 
 
 EXIT_CODES = {"pass": 0, "fail": 1, "inconclusive": 3}  # and 2: bad input
-MAX_TIMER = 1e8  # seconds: the longest --timeout the alarm can hold
 
 
 def _finite(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
@@ -277,7 +274,7 @@ def cli(
       gradcheck --file problems.toml --answers 'answers/*.toml'
     """
     limits = Limits(max_length, max_depth, max_digits, max_exponent)
-    file = None
+    file = None  # a v1 single-check file, already read (suite.CheckSpec)
     try:
         if junit is not None and not junit.strip():
             raise GradcheckError("usage", "--junit needs a file name.")
@@ -337,70 +334,65 @@ def cli(
                     raise GradcheckError("usage", "--at and --expect give one check's point and claims; "
                                          "a file of many checks gives them per check.")
                 sys.exit(runfiles.run_suites(suites, file_errors, overrides, fmt, junit, per_point))
-            file = files[0]
+            file = suites[0].specs[0]  # read once: the check file's one check
         deadline = time.monotonic() + timeout
-        _arm_timeout(timeout)
-        point = parse_assignments(at)
-        wrt_names = _names(wrt)
-        if per_point and fmt != "json":
-            raise GradcheckError("usage", "--per-point adds arrays to the JSON report: use it with "
-                                 "--format json.")
-        if (expression is None) == (file is None):
-            raise GradcheckError("usage", "give either an EXPRESSION or --file PATH (exactly one).")
-        description = ""
-        if file is not None:
-            from . import checkfile
+        with time_limit(timeout, "the check did not finish within its time limit (raise it with --timeout)."):
+            point = parse_assignments(at)
+            wrt_names = _names(wrt)
+            if per_point and fmt != "json":
+                raise GradcheckError("usage", "--per-point adds arrays to the JSON report: use it with "
+                                     "--format json.")
+            if (expression is None) == (file is None):
+                raise GradcheckError("usage", "give either an EXPRESSION or --file PATH (exactly one).")
+            description = ""
+            if file is not None:
+                expression = file.expression
+                description = file.description
+                if sample is None:  # with --sample the file's point is not used: every variable is drawn
+                    point = {**file.point, **point}  # --at overrides the file's point
+                wrt_names = wrt_names if wrt_names is not None else file.options.get("wrt")
+            assert expression is not None
+            report = check(
+                expression,
+                point,
+                wrt=wrt_names,
+                methods=_names(methods) if methods is not None else None,
+                reference=reference,
+                rtol=rtol,
+                atol=atol,
+                step=step,
+                limits=limits,
+                show_formula=show_formula or latex,
+                latex=latex,
+                strict=strict,
+                dtype=dtype,
+                symbolic_timeout=symbolic_timeout,
+                symbolic_memory=symbolic_memory * 2**20,
+                timeout=max(0.01, deadline - time.monotonic()),
+                sample=sample,
+                domain=parse_domain(domain) if domain else None,
+                seed=seed,
+                description=description,
+                expect=parse_expect(expect) if expect else None,
+                where_undefined=where_undefined,
+                outputs=_names(outputs),
+                full=full,
+            )
+            extras = None
+            if trace or graph_file or sweep or sweep_plot or taylor:
+                from . import teach
 
-            loaded = checkfile.load(file)
-            expression = loaded.expression
-            description = loaded.description
-            if sample is None:  # with --sample the file's point is not used: every variable is drawn
-                point = {**loaded.at, **point}  # --at overrides the file's point
-            wrt_names = wrt_names if wrt_names is not None else loaded.wrt
-        assert expression is not None
-        report = check(
-            expression,
-            point,
-            wrt=wrt_names,
-            methods=_names(methods) if methods is not None else None,
-            reference=reference,
-            rtol=rtol,
-            atol=atol,
-            step=step,
-            limits=limits,
-            show_formula=show_formula or latex,
-            latex=latex,
-            strict=strict,
-            dtype=dtype,
-            symbolic_timeout=symbolic_timeout,
-            symbolic_memory=symbolic_memory * 2**20,
-            timeout=max(0.01, deadline - time.monotonic()),
-            sample=sample,
-            domain=parse_domain(domain) if domain else None,
-            seed=seed,
-            description=description,
-            expect=parse_expect(expect) if expect else None,
-            where_undefined=where_undefined,
-            outputs=_names(outputs),
-            full=full,
-        )
-        extras = None
-        if trace or graph_file or sweep or sweep_plot or taylor:
-            from . import teach
+                if dtype != "float64":
+                    raise GradcheckError("usage", "--trace, --graph, --sweep and --taylor work in float64; "
+                                         "leave out --dtype float32.")
+                from .parse import parse
 
-            if dtype != "float64":
-                raise GradcheckError("usage", "--trace, --graph, --sweep and --taylor work in float64; "
-                                     "leave out --dtype float32.")
-            from .parse import parse
-
-            asked = teach.Asked(trace, graph_file, sweep, sweep_plot, taylor)
-            graph = parse(expression, limits, outputs=_names(outputs))
-            extras = teach.compute(graph, report, asked, output=graph.output_names[0]
-                                   if graph.output_names else None)
-            teach.settle(report, extras)
-        _arm_timeout(0)
+                asked = teach.Asked(trace, graph_file, sweep, sweep_plot, taylor)
+                graph = parse(expression, limits, outputs=_names(outputs))
+                extras = teach.compute(graph, report, asked, output=graph.output_names[0]
+                                       if graph.output_names else None)
+                teach.settle(report, extras)
     except GradcheckError as err:
-        _arm_timeout(0)
         if junit and junit.strip():
             # the input error is what the user must see; a JUnit file that cannot be written
             # is said on stderr after it, never instead of it
@@ -435,21 +427,6 @@ def cli(
         for warning in report.warnings:
             emit(f"warning: {warning}\n")
     sys.exit(code)
-
-
-def _on_timeout(signum: int, frame: object) -> None:
-    raise GradcheckError(
-        "limit", "the check did not finish within its time limit (raise it with --timeout)."
-    )
-
-
-def _arm_timeout(seconds: float) -> None:
-    """Interrupt the check after `seconds` (0 disarms). SymPy's worker has its own budget,
-    capped by what is left of this one; this stops everything else."""
-    if hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGALRM, _on_timeout if seconds else signal.SIG_DFL)
-        # setitimer overflows past ~10^8 s; a limit that long is no limit (about 3 years)
-        signal.setitimer(signal.ITIMER_REAL, min(seconds, MAX_TIMER))
 
 
 def _fail(err: GradcheckError, fmt: str, also: str | None = None, code: int = 2) -> NoReturn:

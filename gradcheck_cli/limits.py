@@ -6,7 +6,13 @@ check slow or large is bounded, and the error that enforces a bound names it and
 
 from __future__ import annotations
 
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+
+from .errors import GradcheckError
 
 
 @dataclass(frozen=True)
@@ -18,3 +24,28 @@ class Limits:
 
 
 DEFAULT_LIMITS = Limits()
+
+
+MAX_TIMER = 1e8  # seconds: setitimer overflows past ~10^8 s; a limit that long is no limit
+
+
+@contextmanager
+def time_limit(seconds: float, message: str) -> Iterator[None]:
+    """Stop what runs inside after `seconds` wall-clock (SIGALRM, in the main thread only): a
+    GradcheckError("limit", message) is raised where it stands. SymPy's worker has its own
+    budget, capped by what is left of this one; this stops everything else. The previous
+    handler is restored on the way out."""
+    if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expired(signum: int, frame: object) -> None:
+        raise GradcheckError("limit", message)
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, min(seconds, MAX_TIMER))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

@@ -33,11 +33,8 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
-import signal
-import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence, Set
-from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping, Sequence, Set
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +44,7 @@ from . import checkfile
 from .checkfile import shown, shown_path
 from .claims import DIAGNOSES, WHERE_UNDEFINED
 from .errors import GradcheckError
+from .limits import time_limit
 from .methods import METHODS, REFERENCES
 from .report import Report
 from .sampling import MAX_SAMPLE, check_interval, parse_domain
@@ -396,7 +394,9 @@ def run_one(spec: CheckSpec, overrides: Mapping[str, Any], run: Callable[..., Re
     # --sample on the command line draws every variable of every check, as for a single file
     point = {} if "sample" in overrides else spec.point
     try:
-        with _time_limit(float(options["timeout"])):
+        seconds = float(options["timeout"])
+        with time_limit(seconds, f"the check did not finish within its time limit of {seconds:g} s "
+                        "(timeout = ... in the file, or --timeout)."):
             report = run(spec.expression, point, **options)
     except GradcheckError as err:
         key = "expression: " if err.source is not None and err.source == spec.expression else ""
@@ -422,27 +422,6 @@ _CHUNK = 8  # checks per message from the second process: a smooth progress bar
 
 
 DEFAULT_TIMEOUT = 120.0  # seconds per check, as --timeout for one check
-
-
-@contextmanager
-def _time_limit(seconds: float) -> Iterator[None]:
-    """Stop one check after `seconds` (SIGALRM, in the main thread of this process), as the
-    command line does for a single check: a slow check is an error, the others still run."""
-    if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def expired(signum: int, frame: object) -> None:
-        raise GradcheckError("limit", f"the check did not finish within its time limit of {seconds:g} s "
-                             "(timeout = ... in the file, or --timeout).")
-
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.setitimer(signal.ITIMER_REAL, min(seconds, 1e8))
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def run_all(specs: Sequence[CheckSpec], overrides: Mapping[str, Any], run: Callable[..., Report],
@@ -547,7 +526,3 @@ def exit_code(outcomes: Sequence[Outcome], file_errors: int = 0) -> int:
            for o in missed):
         return 1
     return 3 if missed else 0
-
-
-def with_overrides(spec: CheckSpec, **changes: Any) -> CheckSpec:
-    return replace(spec, **changes)

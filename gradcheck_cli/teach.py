@@ -73,7 +73,7 @@ def compute(graph: Graph, report: Report, asked: Asked, output: str | None = Non
     if asked.sweep or asked.sweep_plot:
         reference: dict[str, float | str] = {}
         for v in wrt:
-            exact = (report.exact or {}).get(v) if isinstance(report.exact, dict) else None
+            exact = (report.exact or {}).get(v)
             reference[v] = exact if exact is not None else float(np.asarray(report.reference_values[v])[0])
         central = next((m for m in report.methods if m.name == "central" and m.steps is not None), None)
         chosen = ({v: float(np.asarray(central.steps[v])[0]) for v in wrt if v in central.steps}
