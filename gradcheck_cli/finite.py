@@ -36,7 +36,6 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -195,7 +194,7 @@ def _evaluate_at(
     """(f, None) with the variable `name` at xs, the other variables as in `point`, by the one
     interpreter carrying `interpret.Shifted` values (complex where `dep`, rounding moved by
     `signs`: see there); (None, why) if a primitive cannot run in complex arithmetic."""
-    interp = (_Rounded if signs is not None else Shifted)(point, name, xs, dtype, dep, signs, PERTURBATION)
+    interp = Shifted(point, name, xs, dtype, dep, signs, PERTURBATION)
     try:
         f = evaluate_output(graph, interp)
     except NotComplexCapable as exc:
@@ -203,20 +202,6 @@ def _evaluate_at(
     if signs is not None:  # the trial axis, even where nothing was rounded (f = x)
         f = np.broadcast_to(f, np.broadcast_shapes(np.shape(f), (len(signs[0]),) + (1,) * np.ndim(xs)))
     return f, None
-
-
-class _Rounded(Shifted):
-    """`Shifted` with the rounding model's moves, the same numbers with one array fewer per
-    operation: a real value moved is v * (1 ± size eps) ± floor, the sum taken in place (a
-    fresh array every operation costs numpy a page-faulting allocation at these sizes)."""
-
-    def _perturb(self, i: int, v: np.ndarray, ulps: Any) -> np.ndarray:
-        if self.signs is None or v.dtype.kind == "c":
-            return super()._perturb(i, v, ulps)
-        sign = self.signs[0][:, i].reshape(self.lead)
-        out = v * (1 + self.size * ulps * sign).astype(self.dtype)
-        out += (self.floor * sign).astype(self.dtype)
-        return out
 
 
 def _sign_patterns(sources: int) -> np.ndarray:

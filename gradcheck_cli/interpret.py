@@ -191,6 +191,7 @@ class Shifted(Values):
         self.lead = (-1,) + (1,) * np.ndim(xs)
         self.size = size * float(np.finfo(dtype).eps)
         self.floor = self.size * float(np.finfo(dtype).tiny)
+        self._block: dict[tuple[int, bool], tuple[np.ndarray, np.ndarray]] = {}
 
     def var(self, i: int, node: Node) -> np.ndarray:
         return self.xs if node.name == self.name else super().var(i, node)
@@ -220,6 +221,18 @@ class Shifted(Values):
     def _perturb(self, i: int, v: np.ndarray, ulps: Any) -> np.ndarray:
         if self.signs is None:
             return v
+        if type(ulps) is float and ulps == 1.0:  # every operation but a complex pow
+            fac, floor = self._factors(i, v.dtype.kind == "c")
+            if v.dtype.kind != "c":
+                out = v * fac
+                out += floor
+                return out
+            # real and imaginary parts moved independently, on a float view of the parts:
+            # two numpy calls instead of eight (the walk's cost at one point is per call)
+            w = np.ascontiguousarray(v).reshape(np.shape(v) or (1,))
+            parts = w.view(w.real.dtype).reshape(w.shape + (2,)) * fac
+            parts += floor
+            return parts.view(w.dtype)[..., 0]
         dtype = self.dtype
         re_sign = self.signs[0][:, i].reshape(self.lead)
         im_sign = self.signs[1][:, i].reshape(self.lead)
@@ -229,6 +242,31 @@ class Shifted(Values):
             im = (1 + self.size * ulps * im_sign).astype(dtype)
             return (v.real * re + re_floor) + 1j * (v.imag * im + (self.floor * im_sign).astype(dtype))
         return v * re + re_floor
+
+
+    def _factors(self, i: int, complex_: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Node i's multiplier 1 ± size and floor ± floor (dtype), shaped (trials, 1, ...) to
+        broadcast over a value, with a last axis (real, imaginary) when `complex_`; computed for
+        a block of nodes at once (a walk goes in node order), one block kept."""
+        block = i // _FACTOR_BLOCK
+        key = (block, complex_)
+        got = self._block.get(key)
+        if got is None:
+            assert self.signs is not None
+            a = block * _FACTOR_BLOCK
+            b = min(a + _FACTOR_BLOCK, self.signs[0].shape[1])
+            s = self.signs[0][:, a:b].T
+            lead = (b - a, s.shape[1]) + (1,) * np.ndim(self.xs)
+            if complex_:
+                s = np.stack([s, self.signs[1][:, a:b].T], axis=-1).reshape(lead + (2,))
+            else:
+                s = s.reshape(lead)
+            got = ((1 + self.size * s).astype(self.dtype), (self.floor * s).astype(self.dtype))
+            self._block = {key: got, **{k: g for k, g in self._block.items() if k[1] != complex_}}
+        return got[0][i % _FACTOR_BLOCK], got[1][i % _FACTOR_BLOCK]
+
+
+_FACTOR_BLOCK = 256
 
 
 class Along(Shifted):
