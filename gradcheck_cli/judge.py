@@ -87,6 +87,30 @@ class Cells:
     error: dict[str, np.ndarray]  # v -> (K,) float64
     kind: dict[str, np.ndarray]  # v -> (K,) uint8: RELATIVE, ABSOLUTE, INTERVAL
     why: dict[str, np.ndarray]  # v -> (K,) int32 reason index, -1 none
+    # the same codes and reasons as (variables, K) arrays whose rows `code` and `why` are (views),
+    # for the checks that look at every variable at once (a 33,488-variable verdict is one call)
+    code_rows: np.ndarray | None = None
+    why_rows: np.ndarray | None = None
+
+    def blocks(self, wrt: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(codes, reasons) of the variables `wrt` (all of them, in that order) as (len(wrt), K)
+        arrays whose rows are the cells: writing to them writes the cells."""
+        if set(self.code) != set(wrt):  # not the variables judged: copies, for reading
+            return (np.array([self.code[v] for v in wrt], dtype=np.uint8).reshape(len(wrt), -1),
+                    np.array([self.why[v] for v in wrt], dtype=np.int32).reshape(len(wrt), -1))
+        if self.code_rows is None or self.why_rows is None or list(self.code) != list(wrt):
+            self.code_rows = np.array([self.code[v] for v in wrt])
+            self.why_rows = np.array([self.why[v] for v in wrt])
+            self.code = dict(zip(wrt, self.code_rows))
+            self.why = dict(zip(wrt, self.why_rows))
+        return self.code_rows, self.why_rows
+
+
+def row_blocks(rows: int, k: int) -> list[slice]:
+    """Slices of `rows` variables, each a block of at most BLOCK_CELLS cells (one variable at
+    least): memory stays bounded at 10⁶ points, numpy calls few at 10⁴ variables."""
+    step = max(1, BLOCK_CELLS // max(k, 1))
+    return [slice(a, a + step) for a in range(0, rows, step)]
 
 
 @dataclass
@@ -130,6 +154,22 @@ def scale(guess: Mapping[str, np.ndarray], f: np.ndarray, points: Mapping[str, n
     return {v: np.where(sz > 0, sz, norm) for v, sz in sizes.items()}
 
 
+BLOCK_CELLS = 1 << 18  # cells judged at once: many variables share numpy calls, memory stays bounded
+
+
+def _rows(arrays: Sequence[np.ndarray | None], k: int, fill: float | bool | int, dtype: type) -> np.ndarray:
+    """(len(arrays), k): each array (or `fill` where None) as a row."""
+    out = np.empty((len(arrays), k), dtype=dtype)
+    for r, a in enumerate(arrays):
+        out[r] = fill if a is None else a
+    return out
+
+
+def _present(items: Sequence[object]) -> np.ndarray:
+    """(rows, 1) bool: which items are given (not None), to mask a row-wise update."""
+    return np.array([a is not None for a in items], dtype=bool)[:, None]
+
+
 def judge_cells(
     name: str,
     kind: str,
@@ -151,125 +191,153 @@ def judge_cells(
 ) -> Cells:
     """Every cell of one method (see the module docstring for the codes). `rounding[v]` is the
     derivative's float rounding response where it was measured (`reverse.rounding_response`):
-    an AD or symbolic value within 4× of it from the reference passes."""
-    code: dict[str, np.ndarray] = {}
-    error: dict[str, np.ndarray] = {}
-    ekind: dict[str, np.ndarray] = {}
-    why: dict[str, np.ndarray] = {}
+    an AD or symbolic value within 4× of it from the reference passes.
+
+    Variables are judged a block at a time as (variables, points) arrays: a check of 33,488
+    variables at one point costs a few numpy calls per block, not per variable. Each variable's
+    cells are rows (views) of the block's arrays."""
+    names = list(refs)
     k = len(next(iter(sigmas.values()))) if sigmas else 0
+    code = np.full((len(names), k), NOTRUN, dtype=np.uint8)
+    error = np.full((len(names), k), np.nan)
+    ekind = np.zeros((len(names), k), dtype=np.uint8)
+    why = np.full((len(names), k), -1, dtype=np.int32)
+    if values is None:
+        why[:] = not_run_why
+    else:
+        for part in row_blocks(len(names), k):
+            _judge_block(names[part], k, name, kind, values, bad, bad_why, estimate, step, refs, special,
+                         sigmas, rtol, atol, by_estimate, eps, reasons, rounding,
+                         code[part], error[part], ekind[part], why[part])
+    return Cells(dict(zip(names, code)), dict(zip(names, error)), dict(zip(names, ekind)),
+                 dict(zip(names, why)), code, why)
+
+
+_UNDETERMINED = ("f′ is not determined in float arithmetic here: rounding one step by eps changes it "
+                 "completely (the formula is too ill-conditioned at this point to check any float code)")
+_BY_ROUNDING = ("within the float rounding of this formula: a correct derivative code moves by "
+                "this much when its steps round differently (the formula is ill-conditioned here)")
+_WIDE = ("its own error estimate is too large to judge by (the step does not suit how "
+         "fast f changes here)")
+
+
+def _judge_block(
+    vs: Sequence[str], k: int, name: str, kind: str, values: Mapping[str, np.ndarray],
+    bad: Mapping[str, np.ndarray], bad_why: Mapping[str, int], estimate: Mapping[str, np.ndarray] | None,
+    step: Mapping[str, np.ndarray] | None, refs: Mapping[str, Reference], special: Mapping[str, Special],
+    sigmas: Mapping[str, np.ndarray], rtol: float, atol: float | None, by_estimate: bool, eps: float,
+    reasons: Reasons, rounding: Mapping[str, np.ndarray] | None,
+    c: np.ndarray, e: np.ndarray, ek: np.ndarray, w: np.ndarray,
+) -> None:
+    """judge_cells for the variables `vs`, writing into the (len(vs), k) blocks c, e, ek, w."""
     info = np.finfo(np.float32 if eps > 1e-10 else np.float64)
     subnormal, tiny = float(info.smallest_subnormal), float(info.tiny)
-    for v, ref in refs.items():
-        sigma = sigmas[v]
-        c = np.full(k, NOTRUN, dtype=np.uint8)
-        e = np.full(k, np.nan)
-        ek = np.zeros(k, dtype=np.uint8)
-        w = np.full(k, -1, dtype=np.int32)
-        if values is None:
-            w[:] = not_run_why
-            code[v], error[v], ekind[v], why[v] = c, e, ek, w
-            continue
-        g = np.asarray(values[v], dtype=np.float64)
-        ran = ~np.asarray(bad.get(v, np.zeros(k, dtype=bool)))
-        w[~ran] = bad_why.get(v, -1)
-        over = ref.overflow if ref.overflow is not None else np.zeros(k, dtype=bool)
-        has_ref = np.isfinite(ref.hi) | over
-        with np.errstate(all="ignore"):
-            diff = np.abs((g - ref.hi) - ref.lo)
-            diff = np.where(np.isnan(diff) & (g == ref.hi), 0.0, diff)  # same infinity
-            # a true derivative beyond the dtype's range: its infinity of the right sign is right
-            diff = np.where(over & np.isinf(g) & (np.sign(g) == np.sign(ref.hi)), 0.0, diff)
-            absolute = ref.hi == 0
-            e[:] = np.where(absolute, diff, diff / np.abs(ref.hi))
-            ek[:] = np.where(absolute, ABSOLUTE, RELATIVE)
-            r_abs = np.abs(ref.hi)
-            if by_estimate and estimate is not None:
-                est = np.asarray(estimate[v], dtype=np.float64)
-                allowed = ESTIMATE_FACTOR * est + ESTIMATE_FLOOR_ULPS * eps * r_abs + 1e-300
-                too_wide = (ESTIMATE_FACTOR * est > decide_threshold(eps) * np.fmax(sigma, np.abs(g))) \
-                    & (g != ref.hi)
-                too_wide |= ~np.isfinite(est)
-            else:
-                floor = atol if atol is not None else abs(rtol) * sigma
-                # below the normal range floats keep only absolute precision: a few dozen steps
-                # of the subnormal range is what a correct compound partial can lose there
-                allowed = abs(rtol) * r_abs + floor + SUBNORMAL_STEPS * subnormal
-                # a subnormal derivative has only a few significant bits in any float code:
-                # there only its sign and size (within a factor 2) are checked
-                allowed = allowed + np.where(r_abs < tiny, 0.5 * r_abs, 0.0)
-                plain = diff <= allowed + ref.uncertainty
-                if rounding is not None and v in rounding:
-                    allowed = allowed + ESTIMATE_FACTOR * rounding[v]
-                too_wide = np.zeros(k, dtype=bool)
-            passed = diff <= allowed + ref.uncertainty
-        judged = ran & has_ref
-        c[judged] = np.where(passed[judged], PASS, FAIL)
-        if not (by_estimate and estimate is not None) and rounding is not None and v in rounding:
-            undetermined = judged & np.isinf(rounding[v])
+    rf = [refs[v] for v in vs]
+    g = _rows([values[v] for v in vs], k, np.nan, np.float64)
+    ran = ~_rows([bad.get(v) for v in vs], k, False, bool)
+    w[...] = np.where(ran, -1, np.array([bad_why.get(v, -1) for v in vs], dtype=np.int32)[:, None])
+    over = _rows([r.overflow for r in rf], k, False, bool)
+    hi = _rows([r.hi for r in rf], k, np.nan, np.float64)
+    lo = _rows([r.lo for r in rf], k, 0.0, np.float64)
+    unc = _rows([r.uncertainty for r in rf], k, 0.0, np.float64)
+    sigma = _rows([sigmas[v] for v in vs], k, np.nan, np.float64)
+    has_ref = np.isfinite(hi) | over
+    with np.errstate(all="ignore"):
+        diff = np.abs((g - hi) - lo)
+        diff = np.where(np.isnan(diff) & (g == hi), 0.0, diff)  # same infinity
+        # a true derivative beyond the dtype's range: its infinity of the right sign is right
+        diff = np.where(over & np.isinf(g) & (np.sign(g) == np.sign(hi)), 0.0, diff)
+        absolute = hi == 0
+        e[...] = np.where(absolute, diff, diff / np.abs(hi))
+        ek[...] = np.where(absolute, ABSOLUTE, RELATIVE)
+        r_abs = np.abs(hi)
+        rounds = rounding is not None and not (by_estimate and estimate is not None)
+        est = too_wide = None
+        if by_estimate and estimate is not None:
+            est = _rows([estimate[v] for v in vs], k, np.inf, np.float64)
+            allowed = ESTIMATE_FACTOR * est + ESTIMATE_FLOOR_ULPS * eps * r_abs + 1e-300
+            too_wide = (ESTIMATE_FACTOR * est > decide_threshold(eps) * np.fmax(sigma, np.abs(g))) & (g != hi)
+            too_wide |= ~np.isfinite(est)
+        else:
+            floor = atol if atol is not None else abs(rtol) * sigma
+            # below the normal range floats keep only absolute precision: a few dozen steps
+            # of the subnormal range is what a correct compound partial can lose there
+            allowed = abs(rtol) * r_abs + floor + SUBNORMAL_STEPS * subnormal
+            # a subnormal derivative has only a few significant bits in any float code:
+            # there only its sign and size (within a factor 2) are checked
+            allowed = allowed + np.where(r_abs < tiny, 0.5 * r_abs, 0.0)
+            plain = diff <= allowed + unc
+            if rounds:
+                assert rounding is not None
+                measured = _present([rounding.get(v) for v in vs])
+                resp = _rows([rounding.get(v) for v in vs], k, 0.0, np.float64)
+                allowed = np.where(measured, allowed + ESTIMATE_FACTOR * resp, allowed)
+        passed = diff <= allowed + unc
+    judged = ran & has_ref
+    c[...] = np.where(judged, np.where(passed, PASS, FAIL), c)
+    if rounds:
+        undetermined = judged & np.isinf(resp) & measured
+        if undetermined.any():
             c[undetermined] = NOJUDGE
-            w[undetermined] = reasons.add(
-                "f′ is not determined in float arithmetic here: rounding one step by eps changes it "
-                "completely (the formula is too ill-conditioned at this point to check any float code)")
-            by_rounding = judged & passed & ~plain & ~undetermined
-            if by_rounding.any():
-                w[by_rounding] = reasons.add(
-                    "within the float rounding of this formula: a correct derivative code moves by "
-                    "this much when its steps round differently (the formula is ill-conditioned here)")
-        c[ran & ~has_ref] = NOJUDGE
-        w[ran & ~has_ref] = ref.why[ran & ~has_ref]
-        # the method is the reference here
-        is_ref = judged & (ref.source == name)
-        c[is_ref] = REFERENCE
-        e[is_ref] = 0.0
-        sp = special.get(v, Special())
-        if by_estimate:
-            wide = judged & ~is_ref & too_wide
+            w[undetermined] = reasons.add(_UNDETERMINED)
+        by_rounding = judged & passed & ~plain & ~undetermined
+        if by_rounding.any():
+            w[by_rounding] = reasons.add(_BY_ROUNDING)
+    unref = ran & ~has_ref
+    c[unref] = NOJUDGE
+    w[unref] = _rows([r.why for r in rf], k, -1, np.int32)[unref]
+    # the method is the reference here
+    is_ref = judged & np.array([r.source == name for r in rf], dtype=bool).reshape(len(vs), k)
+    c[is_ref] = REFERENCE
+    e[is_ref] = 0.0
+    if too_wide is not None:
+        wide = judged & ~is_ref & too_wide
+        if wide.any():
             c[wide] = UNRELIABLE
-            w[wide] = reasons.add(
-                "its own error estimate is too large to judge by (the step does not suit how "
-                "fast f changes here)")
-        if kind == "finite-difference":
-            if sp.straddle is not None and step is not None:
-                across = ran & (sp.straddle < np.abs(np.asarray(step[v], dtype=np.float64)))
-                if sp.corner is not None:
-                    across &= ~sp.corner
-                if sp.agree is not None:  # on the kink itself, both sides alike: a fair witness
-                    across &= ~sp.agree
-                c[across & (c != REFERENCE)] = UNRELIABLE
-                if sp.straddle_why is not None:
-                    w[across & (c == UNRELIABLE)] = sp.straddle_why[across & (c == UNRELIABLE)]
-        if sp.corner is not None and sp.interval is not None:
-            lo = np.fmin(*sp.interval)
-            hi = np.fmax(*sp.interval)
-            with np.errstate(all="ignore"):
-                dist = np.fmax(np.fmax(lo - g, g - hi), 0.0) + 0.0
-                tol = (abs(rtol) * np.fmax(np.abs(lo), np.abs(hi)) + (atol or 0.0)
-                       + (ESTIMATE_FACTOR * np.asarray(estimate[v]) if by_estimate and estimate is not None
-                          else 0.0))
-            at = sp.corner & ran
-            inside = at & (dist <= tol)
-            c[inside] = KINK
-            e[at] = dist[at]
-            ek[at] = INTERVAL
-            broke = at & ~np.isfinite(g)  # 0 · ∞ at a corner: the chain rule gives nothing
-            c[broke] = NONDIFF
-            if sp.nondiff_why is not None:
-                w[broke] = sp.nondiff_why[broke]
-            c[at & ~inside & ~broke] = FAIL
-        if sp.nondiff is not None:
-            nd = sp.nondiff & ran
-            c[nd] = NONDIFF
-            if sp.nondiff_why is not None:
-                w[nd] = sp.nondiff_why[nd]
-        if sp.agree is not None and sp.agreed is not None and kind != "finite-difference":
-            conv = sp.agree & (c == FAIL)
-            with np.errstate(all="ignore"):
-                conv &= np.abs(g - sp.agreed) > abs(rtol) * np.abs(sp.agreed) + abs(rtol) * sigma
-            c[conv] = CONVENTION
-            if sp.convention_why is not None:
-                w[conv] = sp.convention_why[conv]
-        code[v], error[v], ekind[v], why[v] = c, e, ek, w
-    return Cells(code, error, ekind, why)
+            w[wide] = reasons.add(_WIDE)
+    sps = [special.get(v) or Special() for v in vs]
+    if kind == "finite-difference" and step is not None and any(sp.straddle is not None for sp in sps):
+        straddle = _rows([sp.straddle for sp in sps], k, np.inf, np.float64)
+        across = ran & (straddle < np.abs(_rows([step[v] for v in vs], k, np.nan, np.float64)))
+        across &= ~_rows([sp.corner for sp in sps], k, False, bool)
+        across &= ~_rows([sp.agree for sp in sps], k, False, bool)  # on the kink, both sides alike
+        c[across & (c != REFERENCE)] = UNRELIABLE
+        sw = _present([sp.straddle_why for sp in sps]) & across & (c == UNRELIABLE)
+        w[sw] = _rows([sp.straddle_why for sp in sps], k, -1, np.int32)[sw]
+    if any(sp.corner is not None and sp.interval is not None for sp in sps):
+        both = [sp.interval if sp.corner is not None else None for sp in sps]
+        left = _rows([i[0] if i is not None else None for i in both], k, np.nan, np.float64)
+        right = _rows([i[1] if i is not None else None for i in both], k, np.nan, np.float64)
+        at = _rows([sp.corner if sp.interval is not None else None for sp in sps], k, False, bool) & ran
+        lo_i, hi_i = np.fmin(left, right), np.fmax(left, right)
+        with np.errstate(all="ignore"):
+            dist = np.fmax(np.fmax(lo_i - g, g - hi_i), 0.0) + 0.0
+            tol = abs(rtol) * np.fmax(np.abs(lo_i), np.abs(hi_i)) + (atol or 0.0) + (
+                ESTIMATE_FACTOR * est if est is not None else 0.0)
+        inside = at & (dist <= tol)
+        c[inside] = KINK
+        e[at] = dist[at]
+        ek[at] = INTERVAL
+        broke = at & ~np.isfinite(g)  # 0 · ∞ at a corner: the chain rule gives nothing
+        c[broke] = NONDIFF
+        nw = broke & _present([sp.nondiff_why for sp in sps])
+        w[nw] = _rows([sp.nondiff_why for sp in sps], k, -1, np.int32)[nw]
+        c[at & ~inside & ~broke] = FAIL
+    if any(sp.nondiff is not None for sp in sps):
+        nd = _rows([sp.nondiff for sp in sps], k, False, bool) & ran
+        c[nd] = NONDIFF
+        nw = nd & _present([sp.nondiff_why for sp in sps])
+        w[nw] = _rows([sp.nondiff_why for sp in sps], k, -1, np.int32)[nw]
+    if kind != "finite-difference" and any(sp.agree is not None and sp.agreed is not None for sp in sps):
+        pairs = [(sp.agree, sp.agreed) if sp.agree is not None and sp.agreed is not None else (None, None)
+                 for sp in sps]
+        agreed = _rows([p[1] for p in pairs], k, np.nan, np.float64)
+        conv = _rows([p[0] for p in pairs], k, False, bool) & (c == FAIL)
+        with np.errstate(all="ignore"):
+            conv &= np.abs(g - agreed) > abs(rtol) * np.abs(agreed) + abs(rtol) * sigma
+        c[conv] = CONVENTION
+        cw = conv & _present([sp.convention_why for sp in sps])
+        w[cw] = _rows([sp.convention_why for sp in sps], k, -1, np.int32)[cw]
 
 
 def usable_reference(g: np.ndarray, estimate: np.ndarray | None, bad: np.ndarray | None, eps: float,
@@ -284,6 +352,21 @@ def usable_reference(g: np.ndarray, estimate: np.ndarray | None, bad: np.ndarray
         with np.errstate(all="ignore"):
             ok &= np.isfinite(estimate) & (ESTIMATE_FACTOR * estimate <= decide_threshold(eps) * size)
     return ok
+
+
+def usable_everywhere(
+    wrt: Sequence[str], k: int, values: Mapping[str, np.ndarray], estimate: Mapping[str, np.ndarray] | None,
+    bad: Mapping[str, np.ndarray] | None, eps: float,
+) -> np.ndarray:
+    """(k,) bool: the points where `usable_reference` holds for every variable of `wrt`."""
+    out = np.ones(k, dtype=bool)
+    for part in row_blocks(len(wrt), k):
+        vs = wrt[part]
+        g = _rows([values[v] for v in vs], k, np.nan, np.float64)
+        est = _rows([estimate[v] for v in vs], k, np.inf, np.float64) if estimate is not None else None
+        b = _rows([bad.get(v) for v in vs], k, False, bool) if bad is not None else None
+        out &= usable_reference(g, est, b, eps).all(axis=0)
+    return out
 
 
 def assemble(
@@ -301,34 +384,43 @@ def assemble(
 ) -> dict[str, Reference]:
     """The reference per variable and point: the exact value where finite, else the first
     candidate (name, values, estimate, bad) that is finite and, with an estimate, reliable
-    (4·estimate ≤ DECIDE·max(|value|, σ))."""
+    (4·estimate ≤ DECIDE·max(|value|, σ)). A block of variables at a time, as in judge_cells."""
     refs: dict[str, Reference] = {}
     none_why = reasons.add(none_text)
-    for v in wrt:
-        hi = np.full(k, np.nan)
-        lo = np.zeros(k)
-        unc = np.zeros(k)
-        src = np.full(k, "", dtype=object)
-        why = np.full(k, -1, dtype=np.int32)
-        over = np.zeros(k, dtype=bool)
-        if exact is not None and v in exact:
-            e_hi, e_lo, over = exact[v]
+    for part in row_blocks(len(wrt), k):
+        vs = list(wrt[part])
+        n = len(vs)
+        hi = np.full((n, k), np.nan)
+        lo = np.zeros((n, k))
+        unc = np.zeros((n, k))
+        src = np.full((n, k), "", dtype=object)
+        why = np.full((n, k), -1, dtype=np.int32)
+        over = np.zeros((n, k), dtype=bool)
+        if exact is not None:
+            ex = [exact.get(v) for v in vs]
+            e_hi = _rows([x[0] if x is not None else None for x in ex], k, np.nan, np.float64)
+            e_lo = _rows([x[1] if x is not None else None for x in ex], k, 0.0, np.float64)
+            over = _rows([x[2] if x is not None else None for x in ex], k, False, bool)
             ok = np.isfinite(e_hi) | over
             hi[ok], lo[ok], src[ok] = e_hi[ok], e_lo[ok], "exact"
-            if exact_why is not None and v in exact_why:
-                why[:] = np.where(exact_why[v] >= 0, exact_why[v], why)
+            if exact_why is not None:
+                given = _rows([exact_why.get(v) for v in vs], k, -1, np.int32)
+                why = np.where(given >= 0, given, why)
+        sigma = _rows([sigmas[v] for v in vs], k, np.nan, np.float64)
         for name, values, estimate, bad in candidates:
             if values is None:
                 continue
             todo = src == ""
             if not todo.any():
                 break
-            g = np.asarray(values[v], dtype=np.float64)
-            est = np.asarray(estimate[v], dtype=np.float64) if estimate is not None else None
-            usable = todo & usable_reference(g, est, bad.get(v) if bad is not None else None, eps, sigmas[v])
+            g = _rows([values[v] for v in vs], k, np.nan, np.float64)
+            est = _rows([estimate[v] for v in vs], k, np.inf, np.float64) if estimate is not None else None
+            b = _rows([bad.get(v) for v in vs], k, False, bool) if bad is not None else None
+            usable = todo & usable_reference(g, est, b, eps, sigma)
             if est is not None:
                 unc = np.where(usable, ESTIMATE_FACTOR * np.where(np.isfinite(est), est, 0.0), unc)
             hi[usable], src[usable] = g[usable], name
         why[(src == "") & (why < 0)] = none_why
-        refs[v] = Reference(hi, lo, unc, src, why, over)
+        for i, v in enumerate(vs):
+            refs[v] = Reference(hi[i], lo[i], unc[i], src[i], why[i], over[i])
     return refs
