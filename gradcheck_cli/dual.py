@@ -49,7 +49,7 @@ def expand(t: np.ndarray, ndim: int) -> np.ndarray:
     return t.reshape((t.shape[0],) + (1,) * extra + t.shape[1:]) if extra > 0 else t
 
 
-def _union(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
+def union(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
     if a is None or b is None:
         return None
     both = a | b
@@ -73,7 +73,7 @@ def apply(node_op: str, args: Sequence[Dual], directional: bool = False) -> Dual
                          for a in args)
         support = live[0].support
         for a in live[1:]:
-            support = _union(support, a.support)
+            support = union(support, a.support)
         return Dual(out, np.asarray(rule.directional(out, values, tangents), dtype=float), support)
     tangent: np.ndarray | None = None
     support: np.ndarray | None = np.zeros(0, dtype=bool)  # placeholder: replaced by the first term
@@ -84,7 +84,7 @@ def apply(node_op: str, args: Sequence[Dual], directional: bool = False) -> Dual
         partial = np.asarray(rule.partial(j, out, values))
         term = _masked(partial * expand(a.tangent, partial.ndim), a.support)
         tangent = term if tangent is None else tangent + term
-        support = a.support if first else _union(support, a.support)
+        support = a.support if first else union(support, a.support)
         first = False
     return Dual(out, tangent, support)
 

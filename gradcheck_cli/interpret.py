@@ -815,8 +815,18 @@ def float_partials(graph: Graph, values: Sequence[float], i: int) -> list[float]
         return _float_partials(graph, values, i)
 
 
-def _float_partials(graph: Graph, values: Sequence[float], i: int) -> list[float]:
+def float_partials_of(graph: Graph, values: Sequence[float]) -> Callable[[int], list[float]]:
+    """`float_partials` for the nodes of one walk, the verified table looked up once (a walk
+    over 10⁵ nodes would otherwise re-verify it per node); call it under np.errstate(all=
+    "ignore")."""
     _, table = _verified()
+    return lambda i: _float_partials(graph, values, i, table)
+
+
+def _float_partials(graph: Graph, values: Sequence[float], i: int,
+                    table: Mapping[str, tuple[Callable[..., Any] | None, ...]] | None = None) -> list[float]:
+    if table is None:
+        _, table = _verified()
     node = graph.nodes[i]
     argv = [values[a] for a in node.args]
     scalar = [_scalar_partial(table, node.op, j, values[i], argv) for j in range(len(argv))]

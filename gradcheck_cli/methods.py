@@ -217,10 +217,14 @@ def _forward_sampled(ctx: Context, plan: Sampled) -> MethodResult:
     from .interpret import walk
 
     out = ctx.graph.output
-    dual = walk(ctx.graph, Duals(ctx.points, seeds, ctx.dtype), upto=out, keep={out})[out]
     k = ctx.size
-    along = np.zeros((len(dirs), k)) if dual.tangent is None else \
-        np.broadcast_to(dual.tangent, (len(dirs),) + np.shape(dual.value)).reshape(len(dirs), -1)
+    along = forward.tangents_at_one_point(ctx.graph, ctx.points, seeds, ctx.dtype, out)
+    if along is not None:
+        along = along.reshape(len(dirs), -1)
+    else:
+        dual = walk(ctx.graph, Duals(ctx.points, seeds, ctx.dtype), upto=out, keep={out})[out]
+        along = np.zeros((len(dirs), k)) if dual.tangent is None else \
+            np.broadcast_to(dual.tangent, (len(dirs),) + np.shape(dual.value)).reshape(len(dirs), -1)
     return _sampled_result(ctx, plan, "forward", np.broadcast_to(along, (len(dirs), k)), None, None, None)
 
 
