@@ -492,18 +492,23 @@ class _Judging:
         # the variables with a cell to probe, found a block at a time (33,488 variables: a few
         # numpy calls), in order: the budget goes to the first ones, as a loop over all would
         todo_vars: list[str] = []
+        # no reference by design (a many-variable check's unsampled variables): probed only
+        # where an AD value broke down (15 evaluations a cell would buy 15 more sampled ones)
+        by_design = np.array([v in unsampled for v in self.wrt], dtype=bool) if (
+            unsampled := self._unsampled()) else np.zeros(len(self.wrt), dtype=bool)
         for part in judge.row_blocks(len(self.wrt), self.k):
             names = self.wrt[part]
             hi = np.array([refs[v].hi for v in names]).reshape(len(names), self.k)
             broke_rows = np.array([ad_bad.get(v, none) for v in names], dtype=bool).reshape(hi.shape)
-            any_todo = (~np.isfinite(hi) | broke_rows).any(axis=1)
+            no_ref = ~np.isfinite(hi) & ~by_design[part, None]
+            any_todo = (no_ref | broke_rows).any(axis=1)
             todo_vars += [v for v, t in zip(names, any_todo) if t]
         for v in todo_vars:
             if budget <= 0:
                 break  # nothing more can be probed (each variable below would probe no cell)
             ref, sp = refs[v], specials[v]
             broke = ad_bad.get(v, np.zeros(self.k, bool))
-            todo = ~np.isfinite(ref.hi) | broke
+            todo = broke if v in unsampled else ~np.isfinite(ref.hi) | broke
             if sp.corner is not None:
                 todo &= ~sp.corner
             if ref.overflow is not None:
@@ -852,6 +857,15 @@ class _Judging:
                 + ", ".join(f"{n} cell(s) judged against {s}" for s, n in others.items())
                 + _fallback_why(refs, self.reasons, self.main_reference) + "."))
 
+    def _unsampled(self) -> set[str]:
+        """The variables no method checked one by one (a many-variable check's directions cover
+        them): none has a reference, by design, not by any trouble of f there."""
+        sampled = [r for r in self.results.values() if r.checked is not None]
+        if not sampled:
+            return set()
+        return {v for v in self.wrt if all((r.why or {}).get(v, "").startswith(_NOT_ONE_BY_ONE)
+                                           for r in sampled)}
+
     def _to_diagnose(self, specials: dict[str, Special], unsampled: set[str]) -> list[str]:
         """The variables, in order, that `_diagnose` has something to say about: a corner, no
         derivative, a missing reference (sampled variables), an AD convention; found a block of
@@ -886,8 +900,7 @@ class _Judging:
         grouped: dict[tuple[str, str, str], list[str]] = {}
         # many variables: the ones no method looked at one by one (they are in the directions)
         sampled = [r for r in self.results.values() if r.checked is not None]
-        unsampled = {v for v in self.wrt if sampled and all(
-            (r.why or {}).get(v, "").startswith(_NOT_ONE_BY_ONE) for r in sampled)}
+        unsampled = self._unsampled()
         if unsampled:
             names = ", ".join(sorted(n for n, r in self.results.items() if r.checked is not None))
             self.diagnostics.append(Diagnostic(

@@ -96,14 +96,21 @@ class Cells:
         """(codes, reasons) of the variables `wrt` (all of them, in that order) as (len(wrt), K)
         arrays whose rows are the cells: writing to them writes the cells."""
         if set(self.code) != set(wrt):  # not the variables judged: copies, for reading
-            return (np.array([self.code[v] for v in wrt], dtype=np.uint8).reshape(len(wrt), -1),
-                    np.array([self.why[v] for v in wrt], dtype=np.int32).reshape(len(wrt), -1))
+            return (_stacked([self.code[v] for v in wrt], np.uint8),
+                    _stacked([self.why[v] for v in wrt], np.int32))
         if self.code_rows is None or self.why_rows is None or list(self.code) != list(wrt):
-            self.code_rows = np.array([self.code[v] for v in wrt])
-            self.why_rows = np.array([self.why[v] for v in wrt])
+            self.code_rows = _stacked([self.code[v] for v in wrt], np.uint8)
+            self.why_rows = _stacked([self.why[v] for v in wrt], np.int32)
             self.code = dict(zip(wrt, self.code_rows))
             self.why = dict(zip(wrt, self.why_rows))
         return self.code_rows, self.why_rows
+
+
+def _stacked(rows: Sequence[np.ndarray], dtype: type) -> np.ndarray:
+    """Rows (K,) as one (len(rows), K) array; (0, 0) for none."""
+    if not rows:
+        return np.zeros((0, 0), dtype)
+    return np.stack([np.asarray(r, dtype=dtype).reshape(-1) for r in rows])
 
 
 def row_blocks(rows: int, k: int) -> list[slice]:

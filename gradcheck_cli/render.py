@@ -90,8 +90,14 @@ def exact_text(text: str, digits: int) -> str:
     return shown[:-2] if shown.endswith(".0") else shown
 
 
+POINT_VARIABLES = 12  # a point's text names at most this many variables (JSON has them all)
+
+
 def point_text(report: Report, digits: int, k: int = 0) -> str:
-    return ", ".join(f"{v}={fmt(float(a[k]), digits)}" for v, a in report.points.items())
+    items = list(report.points.items())
+    text = ", ".join(f"{v}={fmt(float(a[k]), digits)}" for v, a in items[:POINT_VARIABLES])
+    more = len(items) - POINT_VARIABLES
+    return text + (f", … and {more:,} more" if more > 0 else "")
 
 
 # --------------------------------------------------------------------------------------------
@@ -133,6 +139,12 @@ def failure_text(report: Report, m: MethodReport, v: str, digits: int = 6) -> st
     return f"{m.name} on {v}: {text}" + (f" ({why})" if why else "")
 
 
+def _codes(report: Report, m: MethodReport) -> np.ndarray:
+    """A method's cell codes as one (variables, points) array (the report's variable order)."""
+    assert m.cells is not None
+    return m.cells.blocks(report.wrt)[0]
+
+
 def verdict_text(report: Report) -> str:
     ran = [m for m in report.methods if m.ran]
     where = f" at {report.size} points" if report.size > 1 else ""
@@ -143,8 +155,8 @@ def verdict_text(report: Report) -> str:
             return f"{MAYBE} inconclusive: no method could run, nothing was checked"
         return f"{MAYBE} inconclusive: no value could be judged, nothing was checked"
     if report.verdict == "pass":
-        agree = [m for m in ran if m.cells is not None and any(
-            np.isin(m.cells.code[v], (judge.PASS, judge.KINK)).any() for v in report.wrt)]
+        agree = [m for m in ran if m.cells is not None and bool(
+            np.isin(_codes(report, m), (judge.PASS, judge.KINK)).any())]
         others = [m for m in ran if m not in agree and m.name != report.reference]
         lenient = _lenient_count(report)
         if not agree:
@@ -157,8 +169,11 @@ def verdict_text(report: Report) -> str:
             text = f"{len(agree)} of {len(ran)} methods agree" if len(agree) > 1 else \
                 f"{agree[0].name} agrees"
         text = f"{PASS} {text} with the reference ({report.reference}){where}"
-        judged = sum(1 for v in report.wrt if any(
-            m.cells is not None and np.isin(m.cells.code[v], judge.JUDGED).any() for m in ran))
+        rows = np.zeros(len(report.wrt), dtype=bool)
+        for m in ran:
+            if m.cells is not None:
+                rows |= np.isin(_codes(report, m), judge.JUDGED).any(axis=1)
+        judged = int(rows.sum())
         if judged < len(report.wrt):  # say how much was actually checked
             text += f" on the {judged:,} of {len(report.wrt):,} partials that could be judged"
         if others:
@@ -168,10 +183,10 @@ def verdict_text(report: Report) -> str:
     for m in ran:
         if m.cells is None:
             continue
-        for v in report.wrt:
-            if (m.cells.code[v] == judge.FAIL).any():
-                text, why = _failure_parts(report, m, v)
-                groups.setdefault((v, text, why), []).append(m.name)
+        for r in np.flatnonzero((_codes(report, m) == judge.FAIL).any(axis=1)):
+            v = report.wrt[r]
+            text, why = _failure_parts(report, m, v)
+            groups.setdefault((v, text, why), []).append(m.name)
     parts = [f"{', '.join(names)} on {v}: {text}" + (f" ({why})" if why else "")
              for (v, text, why), names in groups.items()]
     if not parts and report.strict:
@@ -184,10 +199,10 @@ def _first_cell(report: Report, code: int) -> tuple[MethodReport, str, int] | No
     for m in report.methods:
         if m.cells is None:
             continue
-        for v in report.wrt:
-            hit = np.flatnonzero(m.cells.code[v] == code)
-            if len(hit):
-                return m, v, int(hit[0])
+        rows = np.flatnonzero((_codes(report, m) == code).any(axis=1))
+        if len(rows):
+            v = report.wrt[rows[0]]
+            return m, v, int(np.flatnonzero(m.cells.code[v] == code)[0])
     return None
 
 
@@ -209,7 +224,7 @@ def _strict_text(report: Report) -> str:
 def _what_else(m: MethodReport, report: Report) -> str:
     """What a method that judged nothing was instead: its most common cell verdict."""
     assert m.cells is not None
-    codes = np.concatenate([m.cells.code[v] for v in report.wrt]) if report.wrt else np.zeros(0, int)
+    codes = _codes(report, m).ravel()
     if not len(codes):
         return "judged nothing"
     common = int(np.bincount(codes).argmax())
@@ -333,6 +348,34 @@ def _plain(t: Text | str, ascii_only: bool) -> Text:
     return Text(to_ascii(t.plain)) if ascii_only else t
 
 
+TABLE_ROWS = 50  # variables a table shows at most (JSON always has them all)
+
+
+def table_variables(report: Report, cap: int = TABLE_ROWS) -> tuple[list[str], str | None]:
+    """The variables a table shows, in order, and a line saying what it leaves out (None when
+    it shows them all). Over `cap` variables: those with a failing cell first, then those with
+    any judged cell, then the rest, `cap` in all — a 33,488-variable net's table is its 16
+    checked partials, not 33,488 rows that take a minute to lay out."""
+    wrt = list(report.wrt)
+    if len(wrt) <= cap:
+        return wrt, None
+    fail = np.zeros(len(wrt), dtype=bool)
+    seen = np.zeros(len(wrt), dtype=bool)
+    for m in report.methods:
+        if m.cells is None:
+            continue
+        codes, _ = m.cells.blocks(wrt)
+        fail |= (codes == judge.FAIL).any(axis=1)
+        seen |= np.isin(codes, (*judge.JUDGED, judge.UNRELIABLE, judge.REFERENCE)).any(axis=1)
+    tiers = (np.flatnonzero(fail), np.flatnonzero(seen & ~fail), np.flatnonzero(~seen & ~fail))
+    chosen = np.sort(np.concatenate(tiers)[:cap])
+    hidden = len(wrt) - len(chosen)
+    failing = int(fail.sum()) - int(fail[chosen].sum())
+    what = f"{failing:,} of them failing" if failing else "none of them failing"
+    return [wrt[i] for i in chosen], (f"{hidden:,} more partials not shown ({what}); "
+                                      "--format json has them all")
+
+
 def _wide_table(report: Report, digits: int, boxes: box.Box, ascii_only: bool = False) -> Table:
     """One row per variable, one column per method."""
     a = ascii_only
@@ -344,7 +387,7 @@ def _wide_table(report: Report, digits: int, boxes: box.Box, ascii_only: bool = 
         table.add_column(head, justify="right", no_wrap=True)
     for m in report.methods:
         table.add_column(m.name, justify="right", no_wrap=True)
-    for v in report.wrt:
+    for v in table_variables(report)[0]:
         if single:
             table.add_row(_plain(v, a), _plain(_reference_cell(report, v, digits), a),
                           *(_plain(_cell(m, v, digits), a) for m in report.methods))
@@ -361,7 +404,7 @@ def _long_table(report: Report, digits: int, boxes: box.Box, ascii_only: bool = 
     table.add_column("method", no_wrap=True)
     table.add_column(_plain("value · error", a), justify="right", no_wrap=True)
     single = report.size == 1
-    for v in report.wrt:
+    for v in table_variables(report)[0]:
         if single:
             table.add_row(_plain(v, a), Text("reference"), _plain(_reference_cell(report, v, digits), a))
         for m in report.methods:
@@ -398,9 +441,13 @@ def render_table(report: Report, digits: int = 10, width: int | None = None,
         lines.append(Text("the formula has no variables: there is no derivative to check", style="yellow"))
     else:
         lines.append(table)
+        left_out = table_variables(report)[1]
+        if left_out:
+            lines.append(Text(left_out, style="dim"))
     for m in report.methods:
         if m.steps is not None and m.ran and single:
-            steps = ", ".join(f"h_{k}={fmt(float(h[0]), 3)}" for k, h in m.steps.items())
+            shown = table_variables(report)[0]
+            steps = ", ".join(f"h_{k}={fmt(float(m.steps[k][0]), 3)}" for k in shown if k in m.steps)
             lines.append(Text(f"{m.name} steps: {steps}", style="dim"))
     lines.append(Text(
         "error = |value - reference| / |reference|, or absolute (abs) where the reference is 0",
@@ -438,7 +485,7 @@ def _plain_lines(report: Report, digits: int) -> Text:
     """The narrowest layout: one line per value, no table."""
     out = Text(no_wrap=True, overflow="ignore")  # the narrowest layout: never split a number
     out.append_text(_title(report))
-    for v in report.wrt:
+    for v in table_variables(report)[0]:
         for m in report.methods:
             cell = _cell(m, v, digits) if report.size == 1 else _summary_cell(report, m, v)
             out.append(f"\n∂f/∂{v} {m.name}: ")
@@ -513,7 +560,10 @@ def _cell_notes(report: Report) -> list[str]:
     for m in report.methods:
         if m.cells is None:
             continue
-        for v in report.wrt:
+        codes, whys = m.cells.blocks(report.wrt)
+        noted = ((codes == judge.PASS) & (whys >= 0)) | (codes == judge.UNRELIABLE)
+        for r in np.flatnonzero(noted.any(axis=1)):
+            v = report.wrt[r]
             rounded = np.flatnonzero((m.cells.code[v] == judge.PASS) & (m.cells.why[v] >= 0))
             if len(rounded):
                 at = f" at {len(rounded)} of {report.size} points" if report.size > 1 else ""
@@ -590,7 +640,7 @@ def _method_status(report: Report, m: MethodReport) -> str:
     """ok: ran at every cell; partial: could not run at some; not-run: at none."""
     if not m.ran or m.cells is None:
         return "not-run"
-    if any(np.any(m.cells.code[v] == judge.NOTRUN) for v in report.wrt):
+    if np.any(_codes(report, m) == judge.NOTRUN):
         return "partial"
     return "ok"
 
@@ -744,7 +794,8 @@ def to_markdown(report: Report, digits: int = 10) -> str:
         header = [f"∂{_md_escape(_f(report))}/∂"] + [m.name for m in report.methods]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|")
-    for v in report.wrt:
+    shown, left_out = table_variables(report)
+    for v in shown:
         cells = [_md_escape(v)]
         if single:
             cells.append(_reference_cell(report, v, digits).plain.replace("\n", " "))
@@ -753,6 +804,8 @@ def to_markdown(report: Report, digits: int = 10) -> str:
             cells += [_summary_cell(report, m, v).plain.replace("\n", ", ") for m in report.methods]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
+    if left_out:
+        lines += [_md_escape(left_out), ""]
     for text in _cell_notes(report):
         lines.append(f"- {_md_escape(text)}")
     for d in report.diagnostics:
