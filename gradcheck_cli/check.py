@@ -418,12 +418,15 @@ class _Judging:
             need = need & ~got
         # σ from the best value known per cell: exact, else the first finite candidate
         guess: dict[str, np.ndarray] = {}
-        for v in self.wrt:
-            g = exact[0][v][0].copy() if exact else np.full(self.k, np.nan)
+        for part in judge.row_blocks(len(self.wrt), self.k):
+            names = self.wrt[part]
+            g = (np.array([exact[0][v][0] for v in names], dtype=np.float64) if exact
+                 else np.full((len(names), self.k), np.nan)).reshape(len(names), self.k)
             for _, vals, _, _ in candidates:
                 if vals is not None:
-                    g = np.where(np.isfinite(g), g, np.asarray(vals[v], dtype=np.float64))
-            guess[v] = g
+                    g = np.where(np.isfinite(g), g, np.array([vals[v] for v in names], dtype=np.float64
+                                                             ).reshape(g.shape))
+            guess.update(zip(names, g))
         self.sigma = judge.scale(guess, self.f, self.points)
         if exact is not None:
             none = ("no reference: the exact derivative is not finite here and no finite-difference "
@@ -1283,9 +1286,18 @@ def _validate_point(graph: Graph, point: Mapping[str, Any], require_all: bool
             f"--at, e.g. --at {','.join(f'{v}=1.0' for v in missing[:5])}"
             + (" (or draw them with --sample N)." if len(missing) > 5 else "."),
         )
+    names = sorted(point, key=natural_key)
+    if all(type(point[n]) in (float, int) for n in names):  # plain numbers (a 33,488-variable
+        # net's point): checked at once; anything else, one by one below, for its message
+        try:
+            at_once = np.array([point[n] for n in names], dtype=np.float64)
+        except OverflowError:
+            at_once = None
+        if at_once is not None and np.isfinite(at_once).all():
+            return {n: at_once[i:i + 1].copy() for i, n in enumerate(names)}, False
     arrays: dict[str, np.ndarray] = {}
     batched = False
-    for name in sorted(point, key=natural_key):
+    for name in names:
         value = point[name]
         if isinstance(value, bool) or isinstance(value, (str, bytes)):
             raise GradcheckError("bad-value", f"the value of {name} must be a finite number, not {value!r}.")

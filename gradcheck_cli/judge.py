@@ -144,21 +144,27 @@ def scale(guess: Mapping[str, np.ndarray], f: np.ndarray, points: Mapping[str, n
     0, |f| / max(1, max |x|); where that is 0 too, the largest of the batch; with nothing
     anywhere, 1 (natural units)."""
     k = len(f)
-    sizes = {}
+    names = list(guess)
+    blocks = []
     norm = np.zeros(k)
     with np.errstate(all="ignore"):
-        for v, g in guess.items():
-            a = np.abs(np.asarray(g, dtype=np.float64))
-            sizes[v] = np.where(np.isfinite(a), a, 0.0)
-            norm = np.fmax(norm, sizes[v])
+        for part in row_blocks(len(names), k):  # a block of variables at a time
+            a = np.abs(_rows([guess[v] for v in names[part]], k, np.nan, np.float64))
+            size = np.where(np.isfinite(a), a, 0.0)
+            norm = np.fmax(norm, size.max(axis=0, initial=0.0))
+            blocks.append(size)
         xs = np.zeros(k)
-        for p in points.values():
-            xs = np.fmax(xs, np.abs(np.asarray(p, dtype=np.float64)))
+        given = list(points.values())
+        for part in row_blocks(len(given), k):
+            xs = np.fmax(xs, np.abs(_rows(given[part], k, 0.0, np.float64)).max(axis=0, initial=0.0))
         fallback = np.abs(np.asarray(f, dtype=np.float64)) / np.maximum(1.0, xs)
     norm = np.where(norm > 0, norm, np.where(np.isfinite(fallback), fallback, 0.0))
     batch = float(norm.max()) if k else 0.0
     norm = np.where(norm > 0, norm, batch if batch > 0 else 1.0)
-    return {v: np.where(sz > 0, sz, norm) for v, sz in sizes.items()}
+    out: dict[str, np.ndarray] = {}
+    for part, size in zip(row_blocks(len(names), k), blocks):
+        out.update(zip(names[part], np.where(size > 0, size, norm)))
+    return out
 
 
 BLOCK_CELLS = 1 << 18  # cells judged at once: many variables share numpy calls, memory stays bounded
