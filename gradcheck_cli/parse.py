@@ -365,6 +365,18 @@ class _Parser:
                 left = None
                 if update is not None or tok in FUNCTIONS:
                     left = scope.target(tok, k, update is not None)
+                # `a = -4.0` alone on its line: an input with a default value, read without
+                # making (and hashing) the constant node the expression would build
+                end = i + 3 if tokens[i + 2] not in ("-", "+") else i + 4
+                if update is None and end < len(tokens) and tokens[end] in ("\n", ";", "") \
+                        and not scope.assigned(tok) \
+                        and tok not in CONSTANT_NAMES:
+                    default = self._plain_number(k + 2, end)
+                    if default is not None:
+                        node, i = b.var(tok), end
+                        defaults[tok] = default
+                        scope.assign(tok, node, k, i, default)
+                        continue
                 node, i = self.expression(i + 2, read, known)
                 default = None
                 if update is not None:
@@ -417,6 +429,8 @@ class _Parser:
     def number(self, k: int) -> Fraction:
         tok = self.src.tokens[k]
         mantissa, _, exponent = tok.lower().partition("e")
+        if not exponent and len(mantissa) < 300:  # the common case: no exponent, so within
+            return Fraction(mantissa)  # float64's range (fewer than 300 digits on either side)
         # Refuse absurd exponents before building 10**exponent exactly (the digit limit has
         # already bounded the mantissa).
         digits = exponent.lstrip("+-").lstrip("0")
