@@ -180,6 +180,9 @@ class _Source:
         self.tokens: list[str] = _TOKENS[program].findall(text)
         self._ends: list[int] | None = None
         self._line_starts: list[int] | None = None
+        # places are given by line and column in a program, and in a formula of several lines
+        # (read from a file): a column alone would count across the line breaks
+        self.lines = program or "\n" in text.strip()
         # Refused characters and over-long numbers are reported before any syntax error, the
         # first in the text first. The checks run in C; the loop runs only when one fires.
         code = _COMMENT.sub("", text) if program and "#" in text else text
@@ -222,7 +225,7 @@ class _Source:
         """1-based (line, column) of token k; in a formula the line is always 1 and the column
         counts from the start of the text (newlines are blanks there)."""
         off = self.offset(k)
-        if not self.program:
+        if not self.lines:
             return 1, off + 1
         if self._line_starts is None:
             self._line_starts = [0] + [m.end() for m in re.finditer("\n", self.text)]
@@ -231,7 +234,7 @@ class _Source:
 
     def where(self, k: int) -> str:
         line, column = self.locate(k)
-        return f"line {line}, column {column}" if self.program else f"column {column}"
+        return f"line {line}, column {column}" if self.lines else f"column {column}"
 
     def error(self, kind: str, message: str, k: int) -> GradcheckError:
         """An error at token k; `{at}` in the message becomes its place, and a full stop ends
@@ -240,7 +243,7 @@ class _Source:
         message = message.replace("{at}", self.where(k))
         if not message.endswith("."):
             message += "."
-        if not self.program:
+        if not self.lines:
             return GradcheckError(kind, message, column=column, source=self.text)
         return ProgramError(kind, message, column=self.offset(k) + 1, source=self.text,
                             line=line, line_column=column)

@@ -334,3 +334,21 @@ def test_a_long_program_parses() -> None:
     for _ in range(n):
         u = math.sin(u) * 0.3 + 0.3
     assert output_value(g, x=0.3) == pytest.approx(u, rel=1e-12)
+
+
+@pytest.mark.parametrize("text,line,column", [
+    ("cos(sin(x**2)\n+3*x**2 +)\n", 2, 10),  # a formula over lines, read from a file
+    ("(x\n  + y\n  +* z)", 3, 4),
+    ("x +\n\n  @", 3, 3),
+])
+def test_a_formula_of_several_lines_reports_the_line(text: str, line: int, column: int) -> None:
+    err = error_of(text)
+    assert (err.line, err.line_column) == (line, column), err.message
+    assert f"line {line}, column {column}" in err.message
+    shown, marker = err.caret().split("\n")
+    assert shown == "  " + text.split("\n")[line - 1] and marker.index("^") == 2 + column - 1
+
+
+def test_a_formula_on_one_line_still_reports_only_the_column() -> None:
+    err = error_of("x +* 2\n")  # a file's final newline makes no second line
+    assert "column 4" in err.message and "line" not in err.message
