@@ -9,21 +9,22 @@ from __future__ import annotations
 from .graph import Graph, Node, Trouble
 
 _INFIX = {"add": (" + ", 1), "sub": (" - ", 1), "mul": ("*", 2), "div": ("/", 2), "pow": ("**", 4)}
-_ATOM = 5
+ATOM = 5  # the precedence of a text that never needs parentheses
 
 
-class _Texts:
-    """The interpretation that carries formula text and its precedence."""
+class Texts:
+    """The interpretation that carries formula text and its precedence (trace.py names steps
+    on top of it)."""
 
     def __init__(self, max_len: int) -> None:
         self.max_len = max_len
 
     def var(self, i: int, node: Node) -> tuple[str, int]:
-        return node.name or "?", _ATOM
+        return node.name or "?", ATOM
 
     def const(self, i: int, node: Node) -> tuple[str, int]:
-        t = node.name if node.name else _const_text(node.exact)
-        return t, 3 if t.startswith("-") else _ATOM
+        t = node.name if node.name else const_text(node.exact)
+        return t, 3 if t.startswith("-") else ATOM
 
     def op(self, i: int, node: Node, args: tuple[tuple[str, int], ...]) -> tuple[str, int]:
         a = [t for t, _ in args]
@@ -37,9 +38,9 @@ class _Texts:
         elif node.op == "neg":
             t, q = ("-" + a[0] if p[0] >= 3 else f"-({a[0]})"), 3
         else:
-            t, q = f"{node.op}({', '.join(a)})", _ATOM
+            t, q = f"{node.op}({', '.join(a)})", ATOM
         if len(t) > self.max_len:
-            t, q = t[: self.max_len - 3] + "...", _ATOM
+            t, q = t[: self.max_len - 3] + "...", ATOM
         return t, q
 
 
@@ -47,10 +48,11 @@ def node_texts(graph: Graph, max_len: int = 60, upto: int | None = None) -> list
     """A formula fragment for each node (up to index `upto`), at most `max_len` characters."""
     from .interpret import walk
 
-    return [t for t, _ in walk(graph, _Texts(max_len), upto=upto)]
+    return [t for t, _ in walk(graph, Texts(max_len), upto=upto)]
 
 
-def _const_text(value: object) -> str:
+def const_text(value: object) -> str:
+    """A constant's exact value as the decimal text it was written as."""
     from fractions import Fraction
 
     assert isinstance(value, Fraction)

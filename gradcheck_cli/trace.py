@@ -46,7 +46,7 @@ from rich.text import Text
 
 from .dual import Dual, Duals, apply
 from .errors import GradcheckError
-from .explain import _ATOM, _Texts
+from .explain import ATOM, Texts, const_text
 from .graph import Graph, Node
 from .interpret import Values, backward, walk
 from .render import json_number, to_ascii
@@ -89,12 +89,12 @@ class Arg:
     `exact` its value when it is a typed number (pow's constant exponent reads better folded)."""
 
     text: str
-    prec: int = _ATOM
+    prec: int = ATOM
     exact: Fraction | None = None
 
     @property
     def wrapped(self) -> str:
-        return self.text if self.prec >= _ATOM else f"({self.text})"
+        return self.text if self.prec >= ATOM else f"({self.text})"
 
 
 def _pow_text(j: int, args: Sequence[Arg]) -> str:
@@ -107,18 +107,12 @@ def _pow_text(j: int, args: Sequence[Arg]) -> str:
             return "0"
         if n == 1:
             return "1"
-        lead = _fraction_text(n)
+        lead = const_text(n)
         lead = lead if n > 0 else f"({lead})"
         m = n - 1
-        power = "" if m == 1 else f"**{_fraction_text(m)}" if m > 0 else f"**({_fraction_text(m)})"
+        power = "" if m == 1 else f"**{const_text(m)}" if m > 0 else f"**({const_text(m)})"
         return f"{lead}*{a.wrapped}{power}"
     return f"{b.wrapped}*{a.wrapped}**({b.text} - 1)"
-
-
-def _fraction_text(q: Fraction) -> str:
-    from .explain import _const_text
-
-    return _const_text(q)
 
 
 PARTIAL_TEXT: dict[str, tuple[PartialText, ...]] = {
@@ -188,7 +182,7 @@ def partial_text(op: str, j: int, args: Sequence[Arg]) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-class _Named(_Texts):
+class _Named(Texts):
     """explain's formula text, where a named step is an atom written by its name."""
 
     def __init__(self, labels: Mapping[int, str], max_len: int) -> None:
@@ -196,13 +190,13 @@ class _Named(_Texts):
         self.labels = labels
 
     def var(self, i: int, node: Node) -> tuple[str, int]:
-        return (self.labels[i], _ATOM) if i in self.labels else super().var(i, node)
+        return (self.labels[i], ATOM) if i in self.labels else super().var(i, node)
 
     def const(self, i: int, node: Node) -> tuple[str, int]:
-        return (self.labels[i], _ATOM) if i in self.labels else super().const(i, node)
+        return (self.labels[i], ATOM) if i in self.labels else super().const(i, node)
 
     def op(self, i: int, node: Node, args: tuple[tuple[str, int], ...]) -> tuple[str, int]:
-        return (self.labels[i], _ATOM) if i in self.labels else super().op(i, node, args)
+        return (self.labels[i], ATOM) if i in self.labels else super().op(i, node, args)
 
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_#]*")
@@ -223,7 +217,7 @@ def step_names(graph: Graph, output: int, max_len: int = 60) -> Names:
     """The names and expressions of every node (see the module docstring)."""
     namer = _Named(graph.labels, max_len)
     texts = walk(graph, namer)
-    plain = _Texts(max_len)
+    plain = Texts(max_len)
     names: list[str] = []
     expressions: list[str] = []
     args: list[tuple[Arg, ...]] = []
