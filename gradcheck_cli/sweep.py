@@ -104,6 +104,7 @@ class VariableSweep:
     columns: dict[str, Column]
     predicted: dict[str, float]
     chosen: float | None  # the step gradcheck's central method used
+    note: str | None = None  # why no step converges to a derivative here (a kink), if so
 
 
 @dataclass(frozen=True)
@@ -122,11 +123,13 @@ def sweep(
     output: int | str | None = None,
     chosen: Mapping[str, float] | None = None,
     decades: Sequence[float] = DECADES,
+    notes: Mapping[str, str] | None = None,
 ) -> Sweep:
     """The step-size study at one point for every variable of `wrt` (see the module docstring).
     `reference[v]` is ∂f/∂v (a float, or an exact decimal string); `chosen[v]` the central
     step gradcheck used (default: `central_step`); `decades` the k of h = 10^-k · max(1, |x|)
-    (1 … 16; fractions give a finer grid)."""
+    (1 … 16; fractions give a finer grid); `notes[v]` says why f′ does not exist there (a kink),
+    where the study's errors measure the distance to a convention, not to a derivative."""
     p = one_point(graph, point)
     out = resolve_output(graph, output)
     wrt = list(graph.variables if wrt is None else wrt)
@@ -144,11 +147,11 @@ def sweep(
         ref = float(ref_text)
         kind = "relative" if ref != 0 else "absolute"
         floor = FLOOR if kind == "relative" else FLOOR * max(1.0, abs(f0)) if math.isfinite(f0) else FLOOR
-        estimates, notes = _estimates(graph, p, name, x, hs, f0, out)
+        estimates, not_run = _estimates(graph, p, name, x, hs, f0, out)
         columns = {}
         for method in METHODS:
-            if method in notes:
-                columns[method] = Column(method, (), (), (), (), notes[method])
+            if method in not_run:
+                columns[method] = Column(method, (), (), (), (), not_run[method])
                 continue
             est = estimates[method]
             err = _errors(est, ref_text, ref)
@@ -157,7 +160,8 @@ def sweep(
                                      tuple(math.isfinite(e) and e < floor for e in err))
         h_chosen = chosen.get(name) if chosen is not None else central_step(x)
         results.append(VariableSweep(name, of, x, ref, kind, floor, tuple(float(h) for h in hs), columns,
-                                     predicted_steps(x), None if h_chosen is None else float(h_chosen)))
+                                     predicted_steps(x), None if h_chosen is None else float(h_chosen),
+                                     (notes or {}).get(name)))
     return Sweep(of, p, f0, tuple(results))
 
 
@@ -368,6 +372,8 @@ def _summary(v: VariableSweep) -> list[str]:
         lines.append(f"{m}: smallest error {_err_text(b[1])} at h = {num(b[0], 3)}{tail}")
     if v.chosen is not None:
         lines.append(f"gradcheck's central step: h = {num(v.chosen, 3)}")
+    if v.note:
+        lines.append(f"note: {v.note}")
     return lines
 
 
@@ -438,7 +444,7 @@ def to_dict(s: Sweep) -> dict[str, Any]:
         "variables": [{
             "name": v.name, "x": json_number(v.x), "reference": json_number(v.reference),
             "error_kind": v.error_kind, "floor": v.floor, "steps": list(v.steps),
-            "predicted": dict(v.predicted), "chosen": v.chosen,
+            "predicted": dict(v.predicted), "chosen": v.chosen, "note": v.note,
             "methods": {m: column(c, v.steps) for m, c in v.columns.items()},
         } for v in s.variables],
     }

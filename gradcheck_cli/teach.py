@@ -78,7 +78,8 @@ def compute(graph: Graph, report: Report, asked: Asked, output: str | None = Non
         central = next((m for m in report.methods if m.name == "central" and m.steps is not None), None)
         chosen = ({v: float(np.asarray(central.steps[v])[0]) for v in wrt if v in central.steps}
                   if central is not None and central.steps is not None else None)
-        out.sweep = sweep.sweep(graph, point, reference, wrt=wrt, output=output, chosen=chosen)
+        out.sweep = sweep.sweep(graph, point, reference, wrt=wrt, output=output, chosen=chosen,
+                                notes=_no_derivative(report, wrt))
         if asked.sweep_plot:
             sweep.write_svg(out.sweep, asked.sweep_plot)
             out.written.append(asked.sweep_plot)
@@ -90,6 +91,27 @@ def compute(graph: Graph, report: Report, asked: Asked, output: str | None = Non
             out.taylor_note = ("f is not differentiable at this point (a kink or an infinite slope): "
                                "the Taylor test assumes a smooth f, so its order does not count here")
     return out
+
+
+def _no_derivative(report: Report, wrt: list[str]) -> dict[str, str]:
+    """Per variable, why f has no derivative at the (one) point, if the check found so: a kink
+    (its one-sided derivatives) or another non-differentiable cell (its reason)."""
+    notes: dict[str, str] = {}
+    for v in wrt:
+        kink = report.kinks.get(v)
+        if kink is not None and bool(np.asarray(kink[0])[0]):
+            left, right = float(np.asarray(kink[1])[0]), float(np.asarray(kink[2])[0])
+            notes[v] = (f"f has a kink here in {v} (one-sided derivatives {left:.6g} and {right:.6g}): "
+                        "no step converges to a derivative; the errors measure the distance to the "
+                        "reference's convention, and a one-sided difference tends to its side's slope")
+            continue
+        for m in report.methods:
+            if m.cells is not None and v in m.cells.code and m.cells.code[v][0] == judge.NONDIFF:
+                why = m.why(v, 0)
+                notes[v] = (f"f has no derivative here in {v}" + (f": {why}" if why else "")
+                            + "; the step-size study has no derivative to converge to")
+                break
+    return notes
 
 
 def settle(report: Report, extras: Extras) -> None:

@@ -155,3 +155,18 @@ def test_show_formula_step_by_step_and_in_latex() -> None:
     assert "\\sin" in latex and "\\cos" in latex and "x^{2}" in latex
     table = run(STAGED, "--at", "x=1.5", "--latex", "--methods", "reverse").stdout
     assert "step by step:" in table and "(symbolic, LaTeX)" in table
+
+
+def test_the_sweep_says_when_there_is_no_derivative_to_converge_to() -> None:
+    """|x-1|·x at 1 has one-sided derivatives -1 and 1: the V-curve measures the distance to the
+    AD convention (0), and the study says so; a smooth point has no such note."""
+    result = run("abs(x-1)*x", "--at", "x=1", "--sweep")
+    text = " ".join(result.output.split())
+    assert "note: f has a kink here in x (one-sided derivatives -1 and 1)" in text
+    result = run("sqrt(x)+x", "--at", "x=0", "--sweep")
+    text = " ".join(result.output.split())
+    assert "note: f has no derivative here in x: f has an infinite slope here" in text
+    data = json.loads(run("abs(x-1)*x", "--at", "x=1", "--sweep", "--format", "json").output)
+    assert "one-sided derivatives -1 and 1" in data["sweep"]["variables"][0]["note"]
+    data = json.loads(run("x**2", "--at", "x=1", "--sweep", "--format", "json").output)
+    assert data["sweep"]["variables"][0]["note"] is None
