@@ -122,6 +122,9 @@ def check(expression: str, point: Mapping[str, Any] | None = None, **options: An
                              "Jacobian check will take several): check them one at a time.")
     dtype = DTYPES[opts.dtype]
     point = dict(point or {})
+    # a value for a program input the chosen output does not depend on is unused, not wrong
+    unused = [v for v in point if v in graph.unused_inputs]
+    point = {v: x for v, x in point.items() if v not in unused}
     if opts.sample is None:  # a program's `a = -4.0` is an input with a default value
         point = {**{v: x for v, x in graph.defaults.items() if v not in point}, **point}
 
@@ -171,6 +174,11 @@ def check(expression: str, point: Mapping[str, Any] | None = None, **options: An
     job = symbolic.Job(opts.symbolic_memory, opts.symbolic_timeout) if needs_symbolic else None
 
     diagnostics: list[Diagnostic] = []
+    if unused:
+        what = graph.output_names[0] if graph.output_names else "the output"
+        diagnostics.append(Diagnostic(
+            "unused-input", f"{some_names(unused)} {'is an input' if len(unused) == 1 else 'are inputs'} of "
+            f"the program that {what} does not depend on: the value given is not used."))
     values = evaluate(graph, arrays, dtype)
     f = np.broadcast_to(values[graph.output], (k,)).astype(np.float64)
     _refuse_undefined(graph, values, f, points, diagnostics, dtype)

@@ -106,6 +106,8 @@ class Graph:
       the node or None); `output_names`: the step name of each output (empty for a formula).
     - `defaults`: the value of each input a program assigns a plain number (`a = -4.0`), used
       where the point gives none.
+    - `unused_inputs`: a program's inputs that no output depends on (`--output c` of
+      `c = 3; y = x*c` leaves x out): a value given for one is not an error, only unused.
     - `warnings`: what the parser found legal but suspicious (`ProgramWarning`: a constant
       shadowed from a line on, a step nothing reads); the CLI prints them, JSON lists them.
     - `shapes`: the value shape of every node, computed when the graph is built (like JAX's
@@ -127,6 +129,7 @@ class Graph:
     output_names: tuple[str, ...] = ()
     defaults: Mapping[str, float] = field(default_factory=dict)
     warnings: tuple[ProgramWarning, ...] = field(default=(), repr=False)
+    unused_inputs: tuple[str, ...] = field(default=(), repr=False)
 
     @property
     def output(self) -> int:
@@ -321,6 +324,7 @@ class GraphBuilder:
             output_names=tuple(output_names),
             defaults={v: x for v, x in (defaults or {}).items() if v in var_nodes},
             warnings=tuple(warnings),
+            unused_inputs=tuple(sorted((v for v in self._vars if v not in var_nodes), key=natural_key)),
         )
 
 

@@ -352,3 +352,14 @@ def test_a_formula_of_several_lines_reports_the_line(text: str, line: int, colum
 def test_a_formula_on_one_line_still_reports_only_the_column() -> None:
     err = error_of("x +* 2\n")  # a file's final newline makes no second line
     assert "column 4" in err.message and "line" not in err.message
+
+
+def test_a_value_for_an_input_the_output_does_not_need_is_unused_not_an_error() -> None:
+    """`--output c` of `c = 3*z; y = x*c`: x is an input of the program, not of c."""
+    report = check("c = 3*z; y = x*c", {"x": 1.0, "z": 2.0}, outputs=["c"])
+    assert report.verdict == "pass" and report.wrt == ["z"]
+    assert report.method("reverse").values["z"].tolist() == [3.0]
+    notes = [d.message for d in report.diagnostics if d.kind == "unused-input"]
+    assert notes == ["x is an input of the program that c does not depend on: the value given is not used."]
+    with pytest.raises(GradcheckError, match="'q'"):  # a name the program never uses is still refused
+        check("c = 3*z; y = x*c", {"z": 2.0, "q": 1.0}, outputs=["c"])
