@@ -94,4 +94,10 @@ def read_formula(source: str, max_length: int) -> str:
                              "(raise it with --max-length).")
     if not text.strip():
         raise GradcheckError("syntax", f"the formula from {where} is empty.")
+    if "#" in text:
+        # A file may comment a plain formula too (a program's comments are its own syntax):
+        # each comment becomes blanks, so every error still points at the right column.
+        blanked = re.sub(r"#[^\n]*", lambda m: " " * len(m.group()), text)
+        if "=" not in blanked:
+            return blanked
     return text

@@ -69,3 +69,21 @@ def test_capped_titles() -> None:
     assert capped("t = x**2\nu = sin(t)  # a step\n\nJ = cos(u)") == "t = x**2; u = sin(t); J = cos(u)"
     long = "x+" * 500 + "x"
     assert capped(long).endswith("… (1,001 characters)") and len(capped(long)) < 230
+
+
+def test_a_formula_from_a_file_may_have_comments(tmp_path) -> None:
+    """Comments are program syntax, and a file may comment a plain formula too; on the command
+    line `x # ...` is still refused (test_adversarial)."""
+    path = tmp_path / "card.txt"
+    path.write_text("# the lecture's card formula\ncos(sin(x**2)+3*x**2)  # J\n")
+    result = CliRunner().invoke(cli, ["--program", str(path), "--at", "x=1.5", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["verdict"] == "pass"
+    # J'(1.5) = -sin(sin(2.25) + 6.75) · (cos(2.25)·3 + 9): the lecture's value
+    want = -math.sin(math.sin(2.25) + 6.75) * (math.cos(2.25) * 3 + 9)
+    reverse = next(m for m in data["methods"] if m["name"] == "reverse")
+    assert math.isclose(float(data["exact"]["x"]), want, rel_tol=1e-14)
+    assert math.isclose(reverse["gradient"]["x"], want, rel_tol=1e-14)
+    result = CliRunner().invoke(cli, ["-", "--at", "x=1"], input="# a comment = not a program\nx +* 2\n")
+    assert result.exit_code == 2 and "found '*'" in result.output
