@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -30,25 +29,26 @@ from typing import Any
 import mpmath
 import numpy as np
 
-from . import claims, judge, kinks, probe, reverse, sampling, symbolic
+from . import claims, diagnose, judge, kinks, probe, reverse, sampling, symbolic, validate
 from .errors import GradcheckError
 from .explain import describe_trouble, node_texts
-from .graph import Graph, at_point, evaluate, first_trouble, natural_key, some_names
+from .graph import Graph, at_point, evaluate, first_trouble, some_names
 from .interpret import backward
 from .judge import Reasons, Reference, Special
 from .limits import DEFAULT_LIMITS, Limits
 from .methods import (
-    DEFAULT_METHODS,
     FINITE_MAX_WORK,
-    METHODS,
+    METHODS,  # re-exported: gradcheck_cli.METHODS
     REFERENCE_CHAIN,
-    REFERENCES,
     REGISTRY,
     Context,
     MethodResult,
 )
-from .parse import CONSTANT_NAMES, parse
+from .parse import parse
 from .report import Diagnostic, MethodReport, Report, Sample
+from .validate import DTYPES
+
+__all__ = ["METHODS", "Options", "check"]
 
 # SymPy's cost explodes with the graph's size (benchmarks/sympy_scaling.py); above this it is
 # skipped at once unless asked for by name (--methods symbolic, --reference exact|symbolic).
@@ -61,7 +61,6 @@ SYMBOLIC_MAX_WORK = 20_000
 # the worst points only (at most EXACT_FOCUS of them), so its cost stays bounded.
 EXACT_ALL_POINTS = 100
 EXACT_FOCUS = 20
-DTYPES = {"float64": np.float64, "float32": np.float32}
 
 
 @dataclass(frozen=True)
@@ -104,14 +103,14 @@ def check(expression: str, point: Mapping[str, Any] | None = None, **options: An
         opts = replace(Options(), **options)
     except TypeError as exc:
         raise GradcheckError("usage", str(exc)) from None
-    opts = _validate_options(opts)
+    opts = validate.options(opts)
     deadline = started + opts.timeout if opts.timeout is not None else math.inf
-    names = _validate_methods(opts)
+    names = validate.method_names(opts)
     graph = parse(expression, opts.limits, outputs=list(opts.outputs) if opts.outputs else None)
     claim_graphs = claims.parse_claims(opts.expect or {}, graph, opts.limits)
     if claim_graphs:
         names = [*names, "claim"]
-    wrt = _validate_wrt(graph, opts.wrt)
+    wrt = validate.wrt(graph, opts.wrt)
     unchecked = [v for v in claim_graphs if v not in wrt]
     if unchecked:
         raise GradcheckError("usage", f"a claim is given for ∂f/∂{some_names(unchecked, 3)}, which --wrt "
@@ -130,7 +129,7 @@ def check(expression: str, point: Mapping[str, Any] | None = None, **options: An
 
     sample: Sample | None = None
     if opts.sample is not None:
-        given, many = _validate_point(graph, point, require_all=False)
+        given, many = validate.point(graph, point, require_all=False)
         if many:
             raise GradcheckError("usage", "with sample=N the points are drawn; give plain numbers "
                                  "(not arrays) for the variables to keep fixed.")
@@ -156,10 +155,10 @@ def check(expression: str, point: Mapping[str, Any] | None = None, **options: An
     else:
         if opts.domain:
             raise GradcheckError("usage", "--domain needs --sample N (the number of points to draw).")
-        points, batched = _validate_point(graph, point, require_all=True)
+        points, batched = validate.point(graph, point, require_all=True)
         # In float32 the point itself is what a float32 model sees: rounded to float32. Every
         # method, and the exact reference, is taken at that same point.
-        points = {v: _in_dtype(v, p, dtype) for v, p in points.items()}
+        points = {v: validate.in_dtype(v, p, dtype) for v, p in points.items()}
     k = len(next(iter(points.values()))) if points else 1
     arrays = {v: np.asarray(p, dtype=dtype) for v, p in points.items()}
 
@@ -506,7 +505,7 @@ class _Judging:
         # no reference by design (a many-variable check's unsampled variables): probed only
         # where an AD value broke down (15 evaluations a cell would buy 15 more sampled ones)
         by_design = np.array([v in unsampled for v in self.wrt], dtype=bool) if (
-            unsampled := self._unsampled()) else np.zeros(len(self.wrt), dtype=bool)
+            unsampled := diagnose.unsampled_variables(self)) else np.zeros(len(self.wrt), dtype=bool)
         for part in judge.row_blocks(len(self.wrt), self.k):
             names = self.wrt[part]
             hi = np.array([refs[v].hi for v in names]).reshape(len(names), self.k)
@@ -666,8 +665,8 @@ class _Judging:
                 self.reasons.texts, "estimate" if by_estimate else "tolerance", rtol,
                 opts.atol if opts.atol is not None else rtol, opts.atol is None)
         self._oracles_are_witnesses(refs)
-        self._describe_reference(refs)
-        self._diagnose(specials)
+        diagnose.describe_reference(self, refs, EXACT_ALL_POINTS)
+        diagnose.diagnose(self, specials)
 
     def _oracles_are_witnesses(self, refs: dict[str, Reference]) -> None:
         """SymPy's float64 value and the finite differences are witnesses, not the code under
@@ -814,181 +813,6 @@ class _Judging:
         return True
 
     # ---------------------------------------------------------------- words
-    def _describe_reference(self, refs: dict[str, Reference]) -> None:
-        counts: Counter[str] = Counter()
-        for r in refs.values():
-            counts.update(s for s in r.source if s)
-        if not counts:
-            self.main_reference = "none"
-            self.reference_note = "no reference could be computed"
-            return
-        self.main_reference = counts.most_common(1)[0][0]
-        sym = self.sym
-        skipped = sym is None or sym.gradient is None or sym.skipped
-        if self.main_reference == "exact":
-            self.reference_note = (f"SymPy's derivative evaluated with mpmath to "
-                                   f"{self.opts.exact_digits} digits")
-        elif self.opts.reference not in ("auto", "exact") and self.main_reference == self.opts.reference:
-            self.reference_note = f"chosen with --reference {self.opts.reference}"
-        elif self.main_reference == "symbolic":
-            why = (sym.exact_note if sym is not None and sym.exact_note else "not computed at these points")
-            self.reference_note = f"SymPy's float64 derivative (the exact evaluation: {why})"
-        elif self.main_reference == "complex":
-            self.reference_note = ("the complex step, exact to rounding for this analytic formula "
-                                   f"({'SymPy was skipped' if skipped else 'SymPy could not evaluate it'})")
-        elif self.main_reference == "richardson":
-            self.reference_note = ("Richardson extrapolation, judged with its own error estimate "
-                                   f"({'SymPy was skipped' if skipped else 'SymPy could not evaluate it'}, "
-                                   "and the complex step gave no reliable value here)")
-        else:
-            self.reference_note = "one-sided difference quotients (nothing else was finite)"
-        chosen = self.opts.reference
-        if chosen not in ("auto", self.main_reference):
-            res = self.results.get(chosen) or self.fallbacks.get(chosen)
-            why = (res.note or next(iter(res.why.values()), None)) if res is not None else None
-            if chosen == "exact":
-                why = (sym.exact_note or sym.note) if sym is not None else "SymPy was not run"
-            self.diagnostics.append(Diagnostic(
-                "reference-fallback",
-                f"the reference asked for, {chosen}, could not be used"
-                + (f" ({why})" if why else "") + f"; judged against {self.main_reference} instead."))
-        focused = self.k > EXACT_ALL_POINTS and self.main_reference == "symbolic"
-        focus = counts.get("exact", 0) if focused else 0
-        if focus:
-            self.reference_note = (
-                f"SymPy's float64 derivative at every point, and the exact derivative "
-                f"({self.opts.exact_digits} digits) instead at the {focus} cells of the failing and worst "
-                f"points (past {EXACT_ALL_POINTS} points the exact reference runs only there)")
-        others = {s: n for s, n in counts.items()
-                  if s != self.main_reference and not (focus and s == "exact")}
-        if others:
-            self.diagnostics.append(Diagnostic(
-                "reference-fallback",
-                f"the reference is {self.main_reference} except at "
-                + ", ".join(f"{n} cell(s) judged against {s}" for s, n in others.items())
-                + _fallback_why(refs, self.reasons, self.main_reference) + "."))
-
-    def _unsampled(self) -> set[str]:
-        """The variables no method checked one by one (a many-variable check's directions cover
-        them): none has a reference, by design, not by any trouble of f there."""
-        sampled = [r for r in self.results.values() if r.checked is not None]
-        if not sampled:
-            return set()
-        return {v for v in self.wrt if all((r.why or {}).get(v, "").startswith(_NOT_ONE_BY_ONE)
-                                           for r in sampled)}
-
-    def _to_diagnose(self, specials: dict[str, Special], unsampled: set[str]) -> list[str]:
-        """The variables, in order, that `_diagnose` has something to say about: a corner, no
-        derivative, a missing reference (sampled variables), an AD convention; found a block of
-        variables at a time (the loop over 33,488 variables one by one took 0.7 s)."""
-        k = self.k
-        out = np.zeros(len(self.wrt), dtype=bool)
-        codes = [m.cells.blocks(self.wrt)[0] for m in self.reports.values() if m.cells is not None]
-        none = np.zeros(k, dtype=bool)
-        for part in judge.row_blocks(len(self.wrt), k):
-            names = self.wrt[part]
-            sps = [specials[v] for v in names]
-            refs = [self.refs[v] for v in names]
-            hi = np.array([r.hi for r in refs], dtype=np.float64).reshape(len(names), k)
-            missing = ~np.isfinite(hi)
-            missing &= ~np.array([r.overflow if r.overflow is not None else none for r in refs],
-                                 dtype=bool).reshape(hi.shape)
-            for given in ([sp.nondiff for sp in sps], [sp.corner for sp in sps]):
-                if any(g is not None for g in given):
-                    missing &= ~np.array([g if g is not None else none for g in given], dtype=bool
-                                         ).reshape(hi.shape)
-            hit = missing.any(axis=1) & np.array([v not in unsampled for v in names], dtype=bool)
-            for c in codes:
-                hit |= (c[part] == judge.CONVENTION).any(axis=1)
-            hit |= np.array([(sp.corner is not None and sp.interval is not None and bool(sp.corner.any()))
-                             or (sp.nondiff is not None and bool(sp.nondiff.any())) for sp in sps],
-                            dtype=bool)
-            out[part] = hit
-        return [v for v, h in zip(self.wrt, out) if h]
-
-    def _diagnose(self, specials: dict[str, Special]) -> None:
-        k = self.k
-        grouped: dict[tuple[str, str, str], list[str]] = {}
-        # many variables: the ones no method looked at one by one (they are in the directions)
-        sampled = [r for r in self.results.values() if r.checked is not None]
-        unsampled = self._unsampled()
-        if unsampled:
-            names = ", ".join(sorted(n for n, r in self.results.items() if r.checked is not None))
-            self.diagnostics.append(Diagnostic(
-                "sampled", f"{len(self.wrt):,} variables: {names} checked {sampled[0].checked}; the other "
-                f"{len(unsampled):,} partials they check only together, along the random directions "
-                "(reverse mode's own values are judged wherever a reference exists; --full checks every "
-                "variable with every method, at one evaluation pair per variable)."))
-        for text in self.overflow_notes.values():
-            self.diagnostics.append(Diagnostic("overflow", text + "."))
-        for v in self._to_diagnose(specials, unsampled):
-            sp = specials[v]
-            if sp.corner is not None and sp.corner.any() and sp.interval is not None:
-                p = int(np.flatnonzero(sp.corner)[0])
-                left, right = sp.interval[0][p], sp.interval[1][p]
-                where = self.kink.where(p) or "a corner of f"
-                count = int(sp.corner.sum())
-                at = f" at {count} of {k} points, e.g." if k > 1 else ""
-                self.diagnostics.append(Diagnostic(
-                    "nondifferentiable",
-                    f"not differentiable{at} at this point in {v}: ∂f/∂{v}⁻ = {left:g}, "
-                    f"∂f/∂{v}⁺ = {right:g} (kink at {where}); any value between them is accepted"
-                    + ("" if not self.opts.strict else ", but --strict counts this as a failure") + "."))
-            if sp.nondiff is not None and sp.nondiff.any():
-                p = int(np.flatnonzero(sp.nondiff)[0])
-                why = self.reasons.texts[sp.nondiff_why[p]] if sp.nondiff_why is not None and \
-                    sp.nondiff_why[p] >= 0 else "f has no derivative here"
-                count = int(sp.nondiff.sum())
-                at = f" at {count} of {k} points" if k > 1 else ""
-                self.diagnostics.append(Diagnostic(
-                    "nondifferentiable",
-                    f"∂f/∂{v} does not exist{at}: {why}"
-                    + (", and --strict counts this as a failure" if self.opts.strict else "") + "."))
-            ref = self.refs[v]
-            missing = ~np.isfinite(ref.hi) & ~(ref.overflow if ref.overflow is not None else False)
-            if sp.nondiff is not None:
-                missing &= ~sp.nondiff
-            if sp.corner is not None:
-                missing &= ~sp.corner
-            if missing.any() and v not in unsampled:
-                p = int(np.flatnonzero(missing)[0])
-                count = int(missing.sum())
-                at = f" at {count} of {k} points" if k > 1 else ""
-                grouped.setdefault(("no-reference", self.reasons.texts[ref.why[p]], at), []).append(v)
-            for name, m in self.reports.items():
-                if m.cells is None:
-                    continue
-                conv = np.flatnonzero(m.cells.code[v] == judge.CONVENTION)
-                if len(conv):
-                    self.diagnostics.append(Diagnostic(
-                        "ad-convention", f"{name} on {v}: {m.why(v, int(conv[0]))}"
-                        + (f" ({len(conv)} points)" if k > 1 else "") + "."))
-        for name, res in self.results.items():
-            if name == "claim":  # its own verdicts say it all (claims.judge_claims)
-                continue
-            if res.values is None and res.note and name != "symbolic":
-                self.diagnostics.append(Diagnostic("method-failed", f"{name} could not run: {res.note}"))
-            elif res.why:
-                for v, w in res.why.items():
-                    if w.startswith(_NOT_ONE_BY_ONE):
-                        continue
-                    n = int(np.sum(res.bad.get(v, False)))
-                    if n:
-                        at = f" at {n} of {k} points" if k > 1 else ""
-                        grouped.setdefault((f"method-failed:{name}", w, at), []).append(v)
-        # one line per cause, however many variables share it (10,000 variables, one note)
-        for (kind, why, at), names in grouped.items():
-            partials = ", ".join(f"∂f/∂{v}" for v in names[:5]) + (
-                f" and {len(names) - 5:,} more partials" if len(names) > 5 else "")
-            if kind == "no-reference":
-                self.diagnostics.append(Diagnostic(kind, f"cannot judge {partials}{at}: {why}."))
-            else:
-                method = kind.split(":", 1)[1]
-                self.diagnostics.append(Diagnostic(
-                    "method-failed", f"{method} could not run for {some_names(names, 5)}{at}: {why}"))
-
-
-_NOT_ONE_BY_ONE = "not checked one by one"  # methods._sampled_result's reason
 
 
 def _judge_directions(results: Mapping[str, MethodResult], wrt: Sequence[str],
@@ -1115,14 +939,6 @@ def _accept_undefined(graph: Graph, claim_graphs: Mapping[str, Graph], points: M
     return found
 
 
-def _fallback_why(refs: Mapping[str, Reference], reasons: Reasons, main: str) -> str:
-    for r in refs.values():
-        off = np.flatnonzero((r.source != main) & (r.why >= 0))
-        if len(off):
-            return f" ({reasons.texts[r.why[off[0]]]})"
-    return ""
-
-
 def _double_double(text: str) -> tuple[float, float]:
     """A decimal string as hi + lo, two float64s whose sum carries ~32 significant digits."""
     if text in ("nan", "inf", "-inf"):
@@ -1188,161 +1004,3 @@ def _refuse_undefined(graph: Graph, values: Sequence[np.ndarray], f: np.ndarray,
                     f"f is finite here but a step of it is not: {describe_trouble(graph, trouble)}. "
                     "Derivatives through that step may be nan or inf."))
             return
-
-
-def _number(name: str, value: Any, *, positive: bool = False, allow_none: bool = True) -> float | None:
-    if value is None and allow_none:
-        return None
-    try:
-        x = float(value)
-    except (TypeError, ValueError, OverflowError):
-        raise GradcheckError("usage", f"{name} must be a number, not {str(value)[:40]!r}.") from None
-    if isinstance(value, bool) or not math.isfinite(x) or x < 0 or (positive and x == 0):
-        what = "a finite number above 0" if positive else "a finite number, 0 or more"
-        raise GradcheckError("usage", f"{name} must be {what}, not {value!r}.")
-    return x
-
-
-def _validate_options(opts: Options) -> Options:
-    """The API's options, checked as strictly as the CLI's flags (bad ones are usage errors)."""
-    methods = opts.methods
-    if isinstance(methods, str):  # "reverse,forward" as well as ["reverse", "forward"]
-        methods = [m.strip() for m in methods.split(",") if m.strip()]
-    wrt = opts.wrt
-    if isinstance(wrt, str):  # "x,y", not the letters of "xy"
-        wrt = [w.strip() for w in wrt.split(",") if w.strip()]
-    if not isinstance(opts.limits, Limits):
-        raise GradcheckError("usage", "limits must be a gradcheck Limits object.")
-    if not 1 <= opts.limits.max_digits <= 4000:  # Python itself refuses ints past 4,300 digits
-        raise GradcheckError("usage", f"max_digits must be from 1 to 4000, not {opts.limits.max_digits}.")
-    if opts.where_undefined not in claims.WHERE_UNDEFINED:
-        raise GradcheckError("usage", f"where_undefined must be one of {', '.join(claims.WHERE_UNDEFINED)}, "
-                             f"not {opts.where_undefined!r}.")
-    digits = opts.exact_digits
-    if isinstance(digits, bool) or not isinstance(digits, int) or not 1 <= digits <= 1000:
-        raise GradcheckError("usage", f"exact_digits must be a whole number from 1 to 1000, not {digits!r}.")
-    return replace(
-        opts,
-        methods=methods,
-        wrt=wrt,
-        rtol=_number("rtol", opts.rtol),
-        atol=_number("atol", opts.atol),
-        step=_number("the step", opts.step, positive=True),
-        timeout=_number("timeout", opts.timeout, positive=True),
-        symbolic_timeout=_number("symbolic_timeout", opts.symbolic_timeout, positive=True,
-                                 allow_none=False),
-    )
-
-
-def _validate_methods(opts: Options) -> list[str]:
-    if opts.dtype not in DTYPES:
-        raise GradcheckError("usage", f"unknown dtype {opts.dtype!r}; choose one of {', '.join(DTYPES)}.")
-    names = list(DEFAULT_METHODS if opts.methods is None else opts.methods)
-    if names == ["all"]:
-        names = list(METHODS)
-    if not names:
-        raise GradcheckError("usage", "no methods chosen; the methods are " + ", ".join(METHODS) + ".")
-    for name in names:
-        if name not in REGISTRY:
-            raise GradcheckError("usage", f"unknown method {name!r}; the methods are {', '.join(METHODS)}.")
-    if opts.reference in ("reverse", "forward"):
-        raise GradcheckError(
-            "usage", f"--reference {opts.reference}: the reference is never an AD method (they are what "
-            f"is being checked); choose one of {', '.join(REFERENCES)}.")
-    if opts.reference not in REFERENCES:
-        raise GradcheckError(
-            "usage", f"unknown reference {opts.reference!r}; choose one of {', '.join(REFERENCES)}.")
-    return [n for n in METHODS if n in names]
-
-
-def _in_dtype(name: str, values: np.ndarray, dtype: type) -> np.ndarray:
-    """The values rounded to the working dtype (as float64 arrays): a value that does not
-    survive the rounding (1e39 or 1e-46 in float32) is bad input, not a silent inf or 0."""
-    with np.errstate(all="ignore"):
-        rounded = np.asarray(values, dtype=dtype)
-    lost = ~np.isfinite(rounded) | ((rounded == 0) & (np.asarray(values) != 0))
-    if lost.any():
-        x = float(np.asarray(values)[lost][0])
-        info = np.finfo(dtype)
-        raise GradcheckError(
-            "bad-value", f"the value of {name}, {x:g}, is outside the range of {np.dtype(dtype).name} "
-            f"(about {float(info.smallest_subnormal):.1e} to {float(info.max):.1e} in magnitude).")
-    return rounded.astype(np.float64)
-
-
-def _validate_point(graph: Graph, point: Mapping[str, Any], require_all: bool
-                    ) -> tuple[dict[str, np.ndarray], bool]:
-    """The point as arrays (K,) of float64, and whether it was given as arrays."""
-    for name in point:
-        if name in CONSTANT_NAMES:
-            raise GradcheckError(
-                "bad-variable",
-                f"{name!r} is a constant ({'pi' if name == 'pi' else 'E = 2.718...'}) and cannot "
-                "be given a value; rename the variable.",
-            )
-        if name not in graph.var_nodes:
-            raise GradcheckError(
-                "unknown-variable",
-                f"the point gives a value for {some_names([name])!r}, which is not a variable of the "
-                f"formula (its variables: {some_names(graph.variables)}).",
-            )
-    missing = [v for v in graph.variables if v not in point]
-    if missing and require_all:
-        raise GradcheckError(
-            "missing-value",
-            f"no value for {some_names(missing)}: give every variable a value with "
-            f"--at, e.g. --at {','.join(f'{v}=1.0' for v in missing[:5])}"
-            + (" (or draw them with --sample N)." if len(missing) > 5 else "."),
-        )
-    names = sorted(point, key=natural_key)
-    if all(type(point[n]) in (float, int) for n in names):  # plain numbers (a 33,488-variable
-        # net's point): checked at once; anything else, one by one below, for its message
-        try:
-            at_once = np.array([point[n] for n in names], dtype=np.float64)
-        except OverflowError:
-            at_once = None
-        if at_once is not None and np.isfinite(at_once).all():
-            return {n: at_once[i:i + 1].copy() for i, n in enumerate(names)}, False
-    arrays: dict[str, np.ndarray] = {}
-    batched = False
-    for name in names:
-        value = point[name]
-        if isinstance(value, bool) or isinstance(value, (str, bytes)):
-            raise GradcheckError("bad-value", f"the value of {name} must be a finite number, not {value!r}.")
-        try:
-            arr = np.asarray(value, dtype=np.float64)
-        except (TypeError, ValueError, OverflowError):
-            raise GradcheckError("bad-value", f"the value of {name} must be a finite number, not "
-                                 f"{str(value)[:80]!r}.") from None
-        if arr.ndim > 1 or (arr.ndim == 1 and len(arr) == 0):
-            raise GradcheckError("bad-value",
-                                 f"the value of {name} must be a number or a 1-d array of points.")
-        if not np.all(np.isfinite(arr)):
-            raise GradcheckError("bad-value", f"the value of {name} must be a finite number, not "
-                                 f"{str(value)[:80]!r}.")
-        batched = batched or arr.ndim == 1
-        arrays[name] = np.atleast_1d(arr)
-    sizes = {len(a) for a in arrays.values() if len(a) != 1}
-    if len(sizes) > 1:
-        raise GradcheckError("bad-value", "the arrays of points have different lengths: "
-                             + ", ".join(f"{v}: {len(a)}" for v, a in arrays.items()) + ".")
-    k = sizes.pop() if sizes else 1
-    return {v: np.broadcast_to(a, (k,)).copy() for v, a in arrays.items()}, batched
-
-
-def _validate_wrt(graph: Graph, wrt: Sequence[str] | None) -> list[str]:
-    if wrt is None:
-        return list(graph.variables)
-    if not wrt:
-        raise GradcheckError("usage", "--wrt names no variable; leave it out to check them all.")
-    seen: list[str] = []
-    for name in wrt:
-        if name not in graph.var_nodes:
-            raise GradcheckError(
-                "unknown-variable",
-                f"--wrt names {some_names([name])!r}, which is not a variable of the formula "
-                f"(its variables: {some_names(graph.variables)}).",
-            )
-        if name not in seen:
-            seen.append(name)
-    return seen
