@@ -77,14 +77,23 @@ def _at_one_point(
     (a value that is not finite, or many directions: the numpy walk decides)."""
     if not wrt or len(wrt) > FLOAT_DIRECTIONS:
         return None
+    got = _float_values(graph, point, dtype, out)
+    if got is None:
+        return None
+    values, shape = got
+    return {name: np.full(shape, float_tangent(graph, values, name, out), dtype=dtype) for name in wrt}
+
+
+def _float_values(graph: Graph, point: Mapping[str, np.ndarray], dtype: type, out: int
+                  ) -> tuple[list[float], tuple[int, ...]] | None:
+    """Every node's value up to `out` as Python floats at one float64 point, and the point's batch
+    shape; None unless it is one float64 point where every value is finite."""
     got = point_floats(point, dtype)
     if got is None:
         return None
     floats, shape = got
     values = float_walk(graph, floats, out)
-    if values is None:
-        return None
-    return {name: np.full(shape, float_tangent(graph, values, name, out), dtype=dtype) for name in wrt}
+    return None if values is None else (values, shape)
 
 
 def tangents_at_one_point(
@@ -99,13 +108,10 @@ def tangents_at_one_point(
     was most of it). None where that walk must decide: not one float64 point, or a value that
     is not finite."""
     out = graph.output if output is None else output
-    got = point_floats(point, dtype)
+    got = _float_values(graph, point, dtype, out)
     if got is None:
         return None
-    floats, shape = got
-    values = float_walk(graph, floats, out)
-    if values is None:
-        return None
+    values, shape = got
     d = len(next(iter(seeds.values()))) if seeds else 0
     nodes = graph.nodes
     last = graph.last_use
