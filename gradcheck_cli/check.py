@@ -723,8 +723,9 @@ class _Judging:
         failing = np.zeros(self.k, dtype=bool)
         for name, m in self.reports.items():
             if REGISTRY[name].kind != "finite-difference" and m.cells is not None:
-                for v in self.wrt:
-                    failing |= m.cells.code[v] == judge.FAIL
+                codes = m.cells.blocks(self.wrt)[0]
+                for part in judge.row_blocks(len(self.wrt), self.k):
+                    failing |= (codes[part] == judge.FAIL).any(axis=0)
         todo = np.flatnonzero(failing & ~self.rounded)
         if not len(todo):
             return False
@@ -743,7 +744,9 @@ class _Judging:
         if not self.refs:
             return False
         changed = False
-        for v in self.wrt:
+        ad = [m.cells.blocks(self.wrt)[0] for name, m in self.reports.items()
+              if REGISTRY[name].kind == "ad" and m.cells is not None]
+        for v in self._failing_variables(ad):
             ref = self.refs[v]
             failing = np.zeros(self.k, dtype=bool)
             for name, m in self.reports.items():
@@ -780,6 +783,15 @@ class _Judging:
                 if not suspect.any():
                     break
         return changed
+
+    def _failing_variables(self, codes: Sequence[np.ndarray]) -> list[str]:
+        """The variables, in order, with a failing cell in any of these (variables, K) code
+        arrays (a block of variables at a time, not a loop over 33,488 of them)."""
+        hit = np.zeros(len(self.wrt), dtype=bool)
+        for c in codes:
+            for part in judge.row_blocks(len(self.wrt), self.k):
+                hit[part] |= (c[part] == judge.FAIL).any(axis=1)
+        return [self.wrt[i] for i in np.flatnonzero(hit)]
 
     def needs_more_exact(self) -> bool:
         return (len(self.requested) < EXACT_FOCUS * 8 and self.k > EXACT_ALL_POINTS

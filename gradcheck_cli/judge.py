@@ -79,6 +79,21 @@ class Reference:
     source: np.ndarray  # (K,) object: "exact", "symbolic", "complex", ..., "" for none
     why: np.ndarray  # (K,) int: reason index where there is none (or a fallback note)
     overflow: np.ndarray | None = None  # (K,) bool: the exact value is beyond the working dtype
+    # (block, row) when these arrays are row `row` of `assemble`'s (variables, K) block arrays:
+    # judge_cells then reads a block of variables' references as slices, not row by row
+    rows: tuple[ReferenceRows, int] | None = field(default=None, repr=False, compare=False)
+
+
+@dataclass
+class ReferenceRows:
+    """The references of a block of variables as (variables, K) arrays (see `Reference.rows`)."""
+
+    hi: np.ndarray
+    lo: np.ndarray
+    uncertainty: np.ndarray
+    source: np.ndarray
+    why: np.ndarray
+    overflow: np.ndarray
 
 
 @dataclass
@@ -178,6 +193,22 @@ def _rows(arrays: Sequence[np.ndarray | None], k: int, fill: float | bool | int,
     return out
 
 
+def _shared_rows(rf: Sequence[Reference], k: int) -> ReferenceRows | None:
+    """The references `rf` as slices of one `assemble` block, when they are its consecutive
+    rows (the usual case: judge_cells' blocks are assemble's); else None."""
+    if not rf or rf[0].rows is None:
+        return None
+    block, first = rf[0].rows
+    if not all(r.rows is not None and r.rows[0] is block and r.rows[1] == first + j
+               for j, r in enumerate(rf)):
+        return None
+    part = slice(first, first + len(rf))
+    if block.hi.shape[1:] != (k,):
+        return None
+    return ReferenceRows(block.hi[part], block.lo[part], block.uncertainty[part], block.source[part],
+                         block.why[part], block.overflow[part])
+
+
 def _present(items: Sequence[object]) -> np.ndarray:
     """(rows, 1) bool: which items are given (not None), to mask a row-wise update."""
     return np.array([a is not None for a in items], dtype=bool)[:, None]
@@ -246,13 +277,17 @@ def _judge_block(
     info = np.finfo(np.float32 if eps > 1e-10 else np.float64)
     subnormal, tiny = float(info.smallest_subnormal), float(info.tiny)
     rf = [refs[v] for v in vs]
+    shared = _shared_rows(rf, k)
     g = _rows([values[v] for v in vs], k, np.nan, np.float64)
     ran = ~_rows([bad.get(v) for v in vs], k, False, bool)
     w[...] = np.where(ran, -1, np.array([bad_why.get(v, -1) for v in vs], dtype=np.int32)[:, None])
-    over = _rows([r.overflow for r in rf], k, False, bool)
-    hi = _rows([r.hi for r in rf], k, np.nan, np.float64)
-    lo = _rows([r.lo for r in rf], k, 0.0, np.float64)
-    unc = _rows([r.uncertainty for r in rf], k, 0.0, np.float64)
+    if shared is not None:  # read only below
+        over, hi, lo, unc = shared.overflow, shared.hi, shared.lo, shared.uncertainty
+    else:
+        over = _rows([r.overflow for r in rf], k, False, bool)
+        hi = _rows([r.hi for r in rf], k, np.nan, np.float64)
+        lo = _rows([r.lo for r in rf], k, 0.0, np.float64)
+        unc = _rows([r.uncertainty for r in rf], k, 0.0, np.float64)
     sigma = _rows([sigmas[v] for v in vs], k, np.nan, np.float64)
     has_ref = np.isfinite(hi) | over
     with np.errstate(all="ignore"):
@@ -298,9 +333,10 @@ def _judge_block(
             w[by_rounding] = reasons.add(_BY_ROUNDING)
     unref = ran & ~has_ref
     c[unref] = NOJUDGE
-    w[unref] = _rows([r.why for r in rf], k, -1, np.int32)[unref]
+    w[unref] = (shared.why if shared is not None else _rows([r.why for r in rf], k, -1, np.int32))[unref]
     # the method is the reference here
-    is_ref = judged & np.array([r.source == name for r in rf], dtype=bool).reshape(len(vs), k)
+    is_ref = judged & (shared.source == name if shared is not None else
+                       np.array([r.source == name for r in rf], dtype=bool).reshape(len(vs), k))
     c[is_ref] = REFERENCE
     e[is_ref] = 0.0
     if too_wide is not None:
@@ -434,6 +470,7 @@ def assemble(
                 unc = np.where(usable, ESTIMATE_FACTOR * np.where(np.isfinite(est), est, 0.0), unc)
             hi[usable], src[usable] = g[usable], name
         why[(src == "") & (why < 0)] = none_why
+        block = ReferenceRows(hi, lo, unc, src, why, over)
         for i, v in enumerate(vs):
-            refs[v] = Reference(hi[i], lo[i], unc[i], src[i], why[i], over[i])
+            refs[v] = Reference(hi[i], lo[i], unc[i], src[i], why[i], over[i], (block, i))
     return refs

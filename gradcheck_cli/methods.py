@@ -189,10 +189,13 @@ def _sampled_result(ctx: Context, plan: Sampled, name: str, along: np.ndarray,
     skipped = (f"not checked one by one: {name} checked {plan.words} (--full checks every variable, "
                "at the cost of one evaluation pair per variable)")
     chosen = dict(zip(plan.index.tolist(), range(m)))
+    # the unsampled variables' cells: rows of three arrays, not 3 × 33,488 small ones
+    n = len(ctx.wrt)
+    no_value, no_estimate, left_out = np.full((n, k), np.nan), np.full((n, k), np.inf), np.ones((n, k), bool)
     for i, v in enumerate(ctx.wrt):
         row = chosen.get(i)
         if row is None:
-            values[v], est[v], bads[v] = np.full(k, np.nan), np.full(k, np.inf), np.ones(k, bool)
+            values[v], est[v], bads[v] = no_value[i], no_estimate[i], left_out[i]
             whys[v] = skipped
             continue
         values[v] = np.broadcast_to(along[row], (k,)).astype(ctx.dtype)

@@ -98,3 +98,28 @@ def test_the_cells_are_the_lecture_verdicts() -> None:
 def test_a_finite_difference_straddling_a_kink_is_unreliable() -> None:
     got = _judge(_case(), ["c"], "finite-difference", True).code["c"]
     assert got[0] == UNRELIABLE  # the kink is 1e-9 away, the step 1e-6
+
+
+def test_references_from_assemble_are_read_as_blocks_with_the_same_cells(monkeypatch: pytest.MonkeyPatch
+                                                                         ) -> None:
+    """assemble's references are rows of block arrays, which judge_cells reads as slices; the
+    cells equal those of the same references given one by one (no block)."""
+    from dataclasses import replace
+
+    monkeypatch.setattr(judge, "BLOCK_CELLS", 12)  # two variables a block at K = 6
+    case = _case()
+    names = list(case["refs"])
+    exact = {v: (r.hi, np.zeros(K), np.zeros(K, bool)) for v, r in case["refs"].items()}
+    complex_values = {v: np.where(np.isnan(r.hi), 1.5, r.hi) for v, r in case["refs"].items()}
+    refs = judge.assemble(names, K, exact, None, [("complex", complex_values, None, None)], 2.0 ** -52,
+                          Reasons(), case["sigmas"])
+    assert all(r.rows is not None for r in refs.values())
+    assert refs["a"].source[4] == "complex" and refs["a"].hi[4] == 1.5  # the fallback where exact is nan
+    loose = {v: replace(r, rows=None) for v, r in refs.items()}
+    for kind, by_estimate in (("ad", False), ("finite-difference", True)):
+        case["refs"] = refs
+        fast = _judge(case, names, kind, by_estimate)
+        case["refs"] = loose
+        slow = _judge(case, names, kind, by_estimate)
+        for v in names:
+            assert np.array_equal(fast.code[v], slow.code[v]) and np.array_equal(fast.why[v], slow.why[v])
