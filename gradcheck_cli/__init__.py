@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import sys
 import types
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 # Imported on first use (PEP 562), so the console entry point can start SymPy's worker before
 # numpy and the rest are imported (entry.py); `from gradcheck_cli import check` works as ever.

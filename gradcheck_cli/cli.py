@@ -8,7 +8,6 @@ many checks and a class's answers have their own rules (suite.exit_code, grading
 
 from __future__ import annotations
 
-import difflib
 import errno
 import json
 import math
@@ -112,6 +111,8 @@ class _GroupedHelp(click.Command):
                 options.append(a)
             elif _OPTION_LIKE.match(a):
                 name = a.split("=", 1)[0]
+                import difflib  # only for a misspelt option: imported then
+
                 close = difflib.get_close_matches(name, [n for n in takes_value if n.startswith("--")],
                                                   n=1, cutoff=0.6)
                 raise click.NoSuchOption(escape_controls(name), possibilities=close, ctx=ctx)

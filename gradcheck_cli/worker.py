@@ -3,8 +3,11 @@
 SymPy can hang or exhaust memory on formulas a stranger can type (huge integer powers, towers
 of exp under evalf), and it recurses once per nesting level. A thread cannot be stopped and a
 recursion limit does not bound memory, so the symbolic work runs in a child process:
-- it is forked as soon as a check knows it will need SymPy, and imports SymPy at once, so the
-  0.5 s import overlaps the fast methods the parent runs meanwhile;
+- it is forked as soon as a check knows it will need SymPy (by the console entry point, before
+  anything else is imported: `prestart`), and imports SymPy at once, so the 0.3-0.5 s import
+  overlaps what the parent imports and runs meanwhile; it never imports numpy for a small
+  batch (symbolic.py says how), and it is forked with os.fork and two pipes rather than
+  multiprocessing, which would be imported before the fork (`_fork`);
 - it stays alive and serves further requests (more points, the exact reference at chosen
   points, the next check of a check file), keeping what it computed in `state`;
 - its address space is capped with RLIMIT_AS (what it had at start plus the budget); each
@@ -26,16 +29,13 @@ a crash by signal), the parent gets an `Outcome` with a reason, never an excepti
 
 from __future__ import annotations
 
+import _thread
 import atexit
-import multiprocessing as mp
 import os
 import signal
 import sys
-import threading
 import time
-import traceback
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 DEFAULT_MEMORY = 2 * 2**30  # bytes: the default --symbolic-memory
@@ -43,11 +43,25 @@ WORKER_STACK_BYTES = 512 * 2**20
 WORKER_RECURSION_LIMIT = 200_000
 
 
-@dataclass
 class Outcome:
-    values: list[Any]  # what the generator yielded before it finished or was stopped
-    reason: str | None = None  # None when the generator finished normally
-    kind: str | None = None  # timeout | memory | crash | error
+    """What a request gave: `values`, what its generator yielded before it finished or was
+    stopped; `reason`, None when it finished normally; `kind`: timeout | memory | crash | error.
+    (A plain class: this module is imported before the worker is forked, where every
+    millisecond delays both processes, and dataclasses costs several.)"""
+
+    __slots__ = ("values", "reason", "kind")
+
+    def __init__(self, values: list[Any], reason: str | None = None, kind: str | None = None) -> None:
+        self.values, self.reason, self.kind = values, reason, kind
+
+    def __repr__(self) -> str:
+        return f"Outcome(values={self.values!r}, reason={self.reason!r}, kind={self.kind!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Outcome) and (self.values, self.reason, self.kind) == (
+            other.values, other.reason, other.kind)
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 def _address_space_bytes() -> int | None:
@@ -105,7 +119,11 @@ def _quiet_stdio() -> None:
         pass
 
 
-def _serve(conn: Any, parent_pid: int, memory: int | None, warm: Callable[[], None] | None) -> None:
+def _serve(conn: Any, parent_pid: int, memory: int | None,
+           warm: Callable[[], Iterable[None] | None] | None) -> None:
+    import threading
+    import traceback
+
     _die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -116,7 +134,11 @@ def _serve(conn: Any, parent_pid: int, memory: int | None, warm: Callable[[], No
     state: dict[str, Any] = {}
     if warm is not None:
         try:
-            warm()  # import SymPy now, while the parent runs the fast methods
+            # import SymPy now, while the parent runs the fast methods; what comes after the
+            # imports only pays first-use costs early, so it stops once a request is waiting
+            for _ in warm() or ():
+                if conn.poll():
+                    break
         except BaseException:  # a failed import shows up again, as data, in the first request
             pass
 
@@ -154,7 +176,7 @@ def _serve(conn: Any, parent_pid: int, memory: int | None, warm: Callable[[], No
 class Worker:
     """A worker process serving requests one at a time (see the module docstring)."""
 
-    def __init__(self, memory: int | None, warm: Callable[[], None] | None = None) -> None:
+    def __init__(self, memory: int | None, warm: Callable[[], Iterable[None] | None] | None = None) -> None:
         self.memory = memory
         self.warm = warm
         self.proc: Any = None
@@ -170,13 +192,18 @@ class Worker:
         if self.alive:
             return
         self.close()
-        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-        parent, child = ctx.Pipe(duplex=True)
-        self.proc = ctx.Process(target=_serve, args=(child, os.getpid(), self.memory, self.warm),
-                                daemon=True)
-        self.proc.start()
-        child.close()
-        self.conn = parent
+        if _CAN_FORK:
+            self.proc, self.conn = _fork(self.memory, self.warm)
+        else:
+            import multiprocessing as mp
+
+            ctx = mp.get_context("spawn")
+            parent, child = ctx.Pipe(duplex=True)
+            self.proc = ctx.Process(target=_serve, args=(child, os.getpid(), self.memory, self.warm),
+                                    daemon=True)
+            self.proc.start()
+            child.close()
+            self.conn = parent
         self.owner = os.getpid()
 
     def send(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
@@ -239,14 +266,91 @@ class Worker:
             self.conn = None
 
 
+_CAN_FORK = hasattr(os, "fork")  # elsewhere (Windows) multiprocessing spawns the worker
+
+
+class _Child:
+    """The forked worker process, as much of `multiprocessing.Process` as `Worker` uses."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.exitcode: int | None = None
+
+    def _reap(self, flags: int) -> None:
+        if self.exitcode is not None:
+            return
+        try:
+            pid, status = os.waitpid(self.pid, flags)
+        except ChildProcessError:  # reaped elsewhere (not ours to wait for): gone all the same
+            self.exitcode = -signal.SIGKILL
+            return
+        if pid:
+            self.exitcode = os.waitstatus_to_exitcode(status)
+
+    def is_alive(self) -> bool:
+        self._reap(os.WNOHANG)
+        return self.exitcode is None
+
+    def kill(self) -> None:
+        if self.exitcode is None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def join(self) -> None:
+        self._reap(0)
+
+
+class _Duplex:
+    """Two one-way pipes as one connection (`multiprocessing.Pipe` builds a duplex one from a
+    socket pair, whose module would be imported before the fork)."""
+
+    def __init__(self, reader: Any, writer: Any) -> None:
+        self._ends = (reader, writer)
+        self.recv, self.poll, self.send = reader.recv, reader.poll, writer.send
+
+    def close(self) -> None:
+        for end in self._ends:
+            end.close()
+
+
+def _connection(read_fd: int, write_fd: int) -> _Duplex:
+    from multiprocessing.connection import Connection
+
+    return _Duplex(Connection(read_fd, writable=False), Connection(write_fd, readable=False))
+
+
+def _fork(memory: int | None, warm: Callable[[], Iterable[None] | None] | None) -> tuple[_Child, _Duplex]:
+    """Fork a worker running `_serve`: with os.fork and two pipes, so that nothing but this
+    module is imported before the fork (multiprocessing's Process and Pipe cost 10-15 ms there,
+    which both processes would wait for); each side imports multiprocessing.connection after."""
+    child_reads, parent_writes = os.pipe()
+    parent_reads, child_writes = os.pipe()
+    parent_pid = os.getpid()
+    pid = os.fork()
+    if pid == 0:  # the worker: serve, and never return into the caller's code
+        code = 1
+        try:
+            os.close(parent_reads)
+            os.close(parent_writes)
+            _serve(_connection(child_reads, child_writes), parent_pid, memory, warm)
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(child_reads)
+    os.close(child_writes)
+    return _Child(pid), _connection(parent_reads, parent_writes)
+
+
 _WORKERS: dict[tuple[int | None, int, int], Worker] = {}
 
 
-def shared(memory: int | None, warm: Callable[[], None] | None = None) -> Worker:
+def shared(memory: int | None, warm: Callable[[], Iterable[None] | None] | None = None) -> Worker:
     """This thread's worker for this memory budget, started if it is not running. One per
     thread: a worker serves one request at a time, so concurrent checks must not share one;
     a forked child of ours never reuses our worker either."""
-    key = (memory, os.getpid(), threading.get_ident())
+    key = (memory, os.getpid(), _thread.get_ident())  # threading.get_ident, without importing threading
     w = _WORKERS.get(key)
     if w is None:
         w = _WORKERS[key] = Worker(memory, warm)
@@ -254,20 +358,15 @@ def shared(memory: int | None, warm: Callable[[], None] | None = None) -> Worker
     return w
 
 
-def _warm_everything() -> None:
-    """What a worker started before anything else needs: SymPy, mpmath, numpy (lambdify) and
-    our symbolic module (each request names one of its generators)."""
-    import mpmath  # noqa: F401
-    import numpy  # noqa: F401
+def _warm_everything() -> Iterator[None]:
+    """What a worker started before anything else needs (`symbolic.warm`: SymPy, then first-use
+    costs; numpy only if a request needs it)."""
     import sympy  # noqa: F401
 
+    yield
     from . import symbolic
-    from .parse import parse
 
-    # one tiny request's work (diff, both lambdifies, a 30-digit value): their first-use imports
-    # and caches are paid now, while the parent is still importing, not after its request
-    for _ in symbolic.stages(parse("sin(x)*x"), {"x": 0.5}, ["x"], exact_digits=30):
-        pass
+    yield from symbolic.warm()
 
 
 def prestart(memory: int = DEFAULT_MEMORY) -> None:
@@ -280,7 +379,12 @@ def prestart(memory: int = DEFAULT_MEMORY) -> None:
 
 @atexit.register
 def _close_all() -> None:
+    """At exit: kill our workers, without waiting for the kernel to take each one down (freeing
+    a SymPy process's memory takes milliseconds; nothing of ours is left in it, and its stdout
+    and stderr were never the caller's); whoever reaps us reaps them."""
     for w in _WORKERS.values():
         if w.proc is not None and w.owner == os.getpid():
-            w.close()
+            w.proc.kill()
+            if w.conn is not None:
+                w.conn.close()
 
