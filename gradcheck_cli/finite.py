@@ -27,21 +27,42 @@ numpy f and f′): `central` evaluates f at six points a point and the rounding 
 x + h, standing for x - h too: 4 sign patterns for 8 nodes), 10 evaluations; `richardson` the
 rounding model once at x and its candidate steps in blocks, later blocks only where the
 earlier have not settled (most points settle in the first 8 of 32); the complex step 7 complex
-evaluations. Points are walked in chunks (`CHUNK`, `RICHARDSON_CHUNK`) that stay in the core's
-cache, whatever the batch: memory is a few KB a point of the chunk, not of the batch.
+evaluations. The rounding model's trials are walked by `interpret.trials_output`, which
+evaluates trials that are still alike once (the card formula's sin(x**2) is 2 evaluations for
+its 4 trials: 18 of the 20 sin and cos a point; the elementary functions are three quarters of
+`central`'s time, the floor of its cost). Points are walked in chunks (`CHUNK`,
+`RICHARDSON_CHUNK`) that stay in the core's cache, whatever the batch: memory is a few KB a
+point of the chunk, not of the batch.
+
+At one point the cost is per numpy call, not per value (a graph of 10⁵ nodes: a few µs a
+node), so the lanes and the trials are walked in one pass (`interpret.lanes_and_trials`), most
+nodes one call for both: the finite differences take about half the time of separate walks.
+Either way every number is bit for bit what separate walks give (tests/test_finite_walks.py).
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
 from .explain import describe_trouble, node_texts
 from .graph import Graph, evaluate, first_trouble, output_trouble
-from .interpret import Along, NotComplexCapable, Shifted, Values, evaluate_output
+from .interpret import (
+    Along,
+    NotComplexCapable,
+    Shifted,
+    Values,
+    _depends,
+    evaluate_output,
+    lanes_and_trials,
+    one_pass,
+    trials_output,
+)
 from .rules import RULES
 
 
@@ -100,39 +121,52 @@ def central(
     flat = _flat(point, shape)
     for name in wrt:
         x = np.broadcast_to(np.asarray(point.get(name, 0.0), dtype=dtype), shape)
-        h = np.asarray(step, dtype=dtype) if step is not None else default_step(x, dtype)
         if name not in graph.var_nodes:  # f does not depend on it
+            h = np.asarray(step, dtype=dtype) if step is not None else default_step(x, dtype)
             grad[name] = np.zeros_like(x)
             steps[name] = np.broadcast_to(h, shape)
             estimate[name] = np.zeros(shape)
             continue
         xf = x.reshape(-1)
-        hf = np.broadcast_to(h, shape).reshape(-1)
-        g = np.empty(size, dtype=dtype)
-        width = np.empty(size, dtype=dtype)
-        est = np.empty(size)
-        plus_bad = np.empty(size, dtype=bool)
-        minus_bad = np.empty(size, dtype=bool)
+        # the default step chunk by chunk, while the chunk is in cache
+        hf = None if step is None else np.broadcast_to(np.asarray(step, dtype=dtype), shape).reshape(-1)
+        out = (np.empty(size, dtype=dtype), np.empty(size, dtype=dtype), np.empty(size),
+               np.empty(size, dtype=bool), np.empty(size, dtype=bool), np.empty(size, dtype=bool))
+        g, half, est, plus_bad, minus_bad, either = out
+        memo: dict = {}  # what every chunk's walk would compute alike (`Trials`)
         for a in range(0, size, CHUNK):
             part = slice(a, a + CHUNK)
-            g[part], width[part], est[part], plus_bad[part], minus_bad[part] = _central_points(
-                graph, _part(flat, part), name, xf[part], hf[part], dtype)
+            hp = default_step(xf[part], dtype) if hf is None else hf[part]
+            _central_points(graph, _part(flat, part), name, xf[part], hp, dtype, memo,
+                            tuple(o[part] for o in out))
         with np.errstate(all="ignore"):
             for side, sign in ((plus_bad, "+"), (minus_bad, "-")):
                 if side.any():
+                    hf = default_step(xf, dtype) if hf is None else hf
                     shifted = (xf + hf).astype(dtype) if sign == "+" else (xf - hf).astype(dtype)
                     why[name] = _trouble_note(graph, point, shape, name, shifted, sign, side, dtype)
                     break
         grad[name] = g.reshape(shape)
-        steps[name] = (width / 2).reshape(shape)
+        steps[name] = half.reshape(shape)
         estimate[name] = est.reshape(shape)
-        bad[name] = (plus_bad | minus_bad).reshape(shape)
+        bad[name] = either.reshape(shape)
     return _finish(grad, steps, estimate, bad, why)
 
 
 def _flat(point: Mapping[str, np.ndarray], shape: tuple[int, ...]) -> dict[str, np.ndarray]:
-    """The point with every batched value as one flat axis (unbatched values as they are)."""
-    return {v: np.broadcast_to(a, shape).reshape(-1) if np.ndim(a) else a for v, a in point.items()}
+    """The point with every batched value as one flat axis (unbatched values as they are),
+    read-only views."""
+    out = {}
+    for v, a in point.items():
+        if not np.ndim(a):
+            out[v] = a
+            continue
+        a = np.asarray(a)  # (np.broadcast_to costs 10 µs a variable: 33,488 of them took 0.3 s)
+        flat = a.reshape(-1) if a.shape == shape else np.broadcast_to(a, shape).reshape(-1)
+        if flat.base is not None:
+            flat.flags.writeable = False
+        out[v] = flat
+    return out
 
 
 def _part(flat: Mapping[str, np.ndarray], part: slice | np.ndarray) -> dict[str, np.ndarray]:
@@ -142,25 +176,114 @@ def _part(flat: Mapping[str, np.ndarray], part: slice | np.ndarray) -> dict[str,
 
 def _central_points(
     graph: Graph, point: Mapping[str, np.ndarray], name: str, x: np.ndarray, h: np.ndarray, dtype: type,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """At the points x (flat) of a flat point: the central difference, the width of its step,
-    its error estimate, and where f is not finite at x + h and at x - h."""
+    memo: dict, out: tuple[np.ndarray, ...],
+) -> None:
+    """At the points x (flat) of a flat point, into `out` (arrays of x's size): the central
+    difference, half the width of its step, its error estimate, where f is not finite at
+    x + h, at x - h, and at either."""
+    g, half, est, plus_bad, minus_bad, either = out
     with np.errstate(all="ignore"):
         # x ± h and the truncation estimate's x ± 2h and x ± h/2: six lanes, one walk
         h64 = np.asarray(h, dtype=np.float64)
-        lanes = np.empty((6,) + x.shape, dtype=dtype)
-        np.add(x, h, out=lanes[0])
-        np.subtract(x, h, out=lanes[1])
-        for lane, factor in ((2, 2.0), (4, 0.5)):
-            hh = factor * h64
-            np.add(x, hh, out=lanes[lane])
-            np.subtract(x, hh, out=lanes[lane + 1])
-        f = _lanes(graph, point, name, lanes, dtype)
-        width = lanes[0] - lanes[1]
-        g = f[0] - f[1]
+        fast = x.dtype == h64.dtype == np.float64
+        scratch = _Scratch.of(memo, x.shape) if fast else None
+        lanes = scratch.lanes if scratch is not None else np.empty((6,) + x.shape, dtype=dtype)
+        if fast:  # x + s·h (x - s·h is x + (-s·h) exactly, and + commutes): two calls
+            np.multiply.outer(_LANE_STEPS, np.broadcast_to(h64, x.shape), out=lanes)
+            lanes += x
+        else:
+            np.add(x, h, out=lanes[0])
+            np.subtract(x, h, out=lanes[1])
+            for lane, factor in ((2, 2.0), (4, 0.5)):
+                hh = factor * h64
+                np.add(x, hh, out=lanes[lane])
+                np.subtract(x, hh, out=lanes[lane + 1])
+        # and the rounding model's trials at x + h, with them
+        signs = _sign_patterns(len(graph.nodes))
+        trials = Trials(signs, signs, lanes[0], memo)
+        f, moved, _ = _with_trials(graph, point, name, lanes, dtype, None, trials)
+        assert f is not None and moved is not None  # real arithmetic never refuses
+        width = np.subtract(lanes[0], lanes[1], out=scratch.width) if scratch is not None \
+            else lanes[0] - lanes[1]
+        np.subtract(f[0], f[1], out=g)
         g /= width
-        est = _central_estimate(graph, point, name, lanes, f, g, dtype)
-    return g, width, est, ~np.isfinite(f[0]), ~np.isfinite(f[1])
+        np.divide(width, 2, out=half)
+        np.logical_not(np.isfinite(f[0], out=plus_bad), out=plus_bad)
+        np.logical_not(np.isfinite(f[1], out=minus_bad), out=minus_bad)
+        np.logical_or(plus_bad, minus_bad, out=either)
+        if scratch is not None and f.dtype == np.float64:
+            _central_estimate64(graph, point, name, lanes, f, g, moved, width, est, scratch)
+        else:
+            _central_estimate(graph, point, name, lanes, f, g, dtype, moved, width, est)
+
+
+class _Scratch:
+    """Work arrays of `central`'s chunks (float64), made once a run: the same arithmetic as
+    with temporaries, without asking the allocator for twenty arrays a chunk."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        m = shape
+        self.lanes = np.empty((6,) + m)
+        self.width, self.wsq, self.larger, self.hi, self.lo = (np.empty(m) for _ in range(5))
+        self.pair_w, self.pair_d = np.empty((2,) + m), np.empty((2,) + m)
+        self.nan_a, self.nan_b = np.empty(m, dtype=bool), np.empty(m, dtype=bool)
+
+    @staticmethod
+    def of(memo: dict, shape: tuple[int, ...]) -> _Scratch:
+        got = memo.get(("scratch", shape))
+        if got is None:
+            got = memo[("scratch", shape)] = _Scratch(shape)
+        return got
+
+
+def _central_estimate64(
+    graph: Graph, point: Mapping[str, np.ndarray], name: str, lanes: np.ndarray, f: np.ndarray,
+    g: np.ndarray, moved: np.ndarray, width: np.ndarray, out: np.ndarray, s: _Scratch,
+) -> None:
+    """`_central_estimate` in float64, step for step the same arithmetic, in `s`'s arrays."""
+    eps = float(np.finfo(np.float64).eps)
+    wsq = np.square(width, out=s.wsq)
+    w2 = np.subtract(lanes[2::2], lanes[3::2], out=s.pair_w)
+    d2 = np.subtract(f[2::2], f[3::2], out=s.pair_d)
+    d2 /= w2
+    d2 -= g
+    est = np.abs(d2, out=d2)
+    est *= wsq
+    np.square(w2, out=w2)
+    w2 -= wsq
+    est /= np.abs(w2, out=w2)
+    big, small = est
+    either = np.isnan(big, out=s.nan_a)
+    either |= np.isnan(small, out=s.nan_b)
+    larger = np.fmax(big, small, out=s.larger)
+    lower = np.fmin(big, small, out=small)
+    trunc = np.multiply(larger, 2, out=big)
+    trunc -= lower
+    np.copyto(trunc, larger, where=either)
+    np.copyto(trunc, np.inf, where=np.isnan(trunc, out=s.nan_b))
+    # the rounding response (`_deviation`, `_response_at_one`)
+    hi = np.max(moved, axis=0, out=s.hi)
+    hi -= f[0]
+    lo = np.min(moved, axis=0, out=s.lo)
+    lo -= f[0]
+    dev = np.maximum(np.abs(hi, out=hi), np.abs(lo, out=lo), out=hi)
+    np.copyto(dev, np.inf, where=np.isnan(dev, out=s.nan_a))
+    dev /= PERTURBATION
+    response: tuple[np.ndarray, np.ndarray] = (dev, dev)
+    singular = np.equal(dev, np.inf, out=s.nan_a)
+    if singular.any():
+        response = _response_at_one(graph, point, name, lanes[:2], f[:2], np.float64, moved)
+    # rounding (`_rounding`)
+    rnd = np.abs(f[0], out=s.lo)
+    rnd += np.abs(f[1], out=s.larger)
+    rnd *= eps
+    rnd += response[0]
+    rnd += response[1]
+    rnd /= np.abs(width, out=s.wsq)
+    np.add(trunc, rnd, out=out)
+
+
+_LANE_STEPS = np.array([1.0, -1.0, 2.0, -2.0, 0.5, -0.5])  # `central`'s lanes, in units of h
 
 
 def _lanes(
@@ -179,7 +302,21 @@ PERTURBATION = 1024  # emulated rounding, in eps: far above f's own rounding, st
 
 
 def _full_shape(point: Mapping[str, np.ndarray]) -> tuple[int, ...]:
-    return tuple(np.broadcast_shapes(*(np.shape(v) for v in point.values()))) if point else ()
+    # each distinct shape once: a point of 33,488 variables has one or two
+    return tuple(np.broadcast_shapes(*{np.shape(v) for v in point.values()})) if point else ()
+
+
+class Trials(NamedTuple):
+    """The rounding model's trials, walked with the lanes of f in one pass by `_evaluate_at`:
+    their sign patterns (real parts, imaginary parts, as `Shifted` takes them) and `base`, where
+    they put the variable (its shape is the batch's)."""
+
+    re: np.ndarray
+    im: np.ndarray
+    base: np.ndarray
+    # kept from one batch of points to the next (see `Shifted`): give each chunk of one
+    # method's walk at one variable the same dict
+    memo: dict | None = None
 
 
 def _evaluate_at(
@@ -189,19 +326,52 @@ def _evaluate_at(
     xs: np.ndarray,
     dtype: type,
     dep: Sequence[bool] | None = None,
-    signs: tuple[np.ndarray, np.ndarray] | None = None,
+    signs: tuple[np.ndarray, np.ndarray] | Trials | None = None,
 ) -> tuple[np.ndarray | None, str | None]:
     """(f, None) with the variable `name` at xs, the other variables as in `point`, by the one
     interpreter carrying `interpret.Shifted` values (complex where `dep`, rounding moved by
-    `signs`: see there); (None, why) if a primitive cannot run in complex arithmetic."""
+    `signs`: see there); (None, why) if a primitive cannot run in complex arithmetic.
+
+    With `Trials`, the rounding model's trials too, in the same walk (`lanes_and_trials`): f is
+    then f at each lane of xs (lanes, *batch), followed by the trials' values of f at
+    `base` (trials, *batch), on one leading axis; bit for bit what the two walks give."""
+    if isinstance(signs, Trials):
+        lanes = Shifted(point, name, xs, dtype, dep)
+        trials = Shifted(point, name, signs.base, dtype, dep, (signs.re, signs.im), PERTURBATION, signs.memo)
+        try:
+            return lanes_and_trials(graph, lanes, trials, np.shape(signs.base)), None
+        except NotComplexCapable as exc:
+            return None, str(exc)
     interp = Shifted(point, name, xs, dtype, dep, signs, PERTURBATION)
     try:
-        f = evaluate_output(graph, interp)
+        if signs is None:
+            return evaluate_output(graph, interp), None
+        # the trial axis, even where nothing was rounded (f = x); alike trials evaluated once
+        return trials_output(graph, interp, np.shape(xs)), None
     except NotComplexCapable as exc:
         return None, str(exc)
-    if signs is not None:  # the trial axis, even where nothing was rounded (f = x)
-        f = np.broadcast_to(f, np.broadcast_shapes(np.shape(f), (len(signs[0]),) + (1,) * np.ndim(xs)))
-    return f, None
+
+
+def _with_trials(
+    graph: Graph, point: Mapping[str, np.ndarray], name: str, xs: np.ndarray, dtype: type,
+    dep: Sequence[bool] | None, trials: Trials,
+) -> tuple[np.ndarray | None, np.ndarray | None, str | None]:
+    """f at each lane of xs (lanes, *batch) and the `trials`' values (trials, *batch), or
+    (None, None, why): in one pass where the lanes hold few values (one point: the cost is per
+    numpy call), else in two walks (many points: the cost is per value, and the trials' walk
+    evaluates alike trials once)."""
+    if one_pass(np.size(xs) + len(trials.re) * np.size(trials.base)):
+        rows, why = _evaluate_at(graph, point, name, xs, dtype, dep, trials)
+        if rows is None:
+            return None, None, why
+        return rows[:len(xs)], rows[len(xs):], None
+    f, why = _evaluate_at(graph, point, name, xs, dtype, dep)
+    if f is None:
+        return None, None, why
+    moved, why = _evaluate_at(graph, point, name, trials.base, dtype, dep, (trials.re, trials.im))
+    if moved is None:
+        return None, None, why
+    return np.broadcast_to(f, xs.shape), moved, None
 
 
 def _sign_patterns(sources: int) -> np.ndarray:
@@ -244,16 +414,16 @@ def _deviation(moved: np.ndarray, f: np.ndarray) -> np.ndarray:
     so the farthest trial is one of those two (nan and inf come out as from every trial)."""
     f = np.asarray(f, dtype=np.float64)
     with np.errstate(all="ignore"):
-        hi = np.asarray(moved.max(axis=0), dtype=np.float64) - f
-        lo = np.asarray(moved.min(axis=0), dtype=np.float64) - f
+        hi = np.subtract(moved.max(axis=0), f, dtype=np.float64)
+        lo = np.subtract(moved.min(axis=0), f, dtype=np.float64)
         dev = np.maximum(np.abs(hi, out=hi), np.abs(lo, out=lo), out=hi)
-        dev[~np.isfinite(dev)] = np.inf
+        np.copyto(dev, np.inf, where=np.isnan(dev))  # the only non-finite values left: nan, +inf
         dev /= PERTURBATION
     return dev
 
 
 def _rounding(
-    fp: np.ndarray, fm: np.ndarray, width: np.ndarray, response: np.ndarray, eps: float
+    fp: np.ndarray, fm: np.ndarray, width: np.ndarray, response: Sequence[np.ndarray], eps: float
 ) -> np.ndarray:
     """Rounding error of (f(x+h) - f(x-h)) / width: each stored value within eps/2 of what was
     computed (the eps (|f(x+h)| + |f(x-h)|) / 2h term), plus the evaluation errors at the two
@@ -276,67 +446,72 @@ def _central_estimate(
     f: np.ndarray,
     g: np.ndarray,
     dtype: type,
-) -> np.ndarray:
-    """Truncation plus rounding error of the central difference, from f at the six `lanes` of
-    `central` (x ± h, x ± 2h, x ± h/2) and the difference g at x ± h."""
+    moved: np.ndarray,
+    width: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """Truncation plus rounding error of the central difference, into `out`, from f at the six
+    `lanes` of `central` (x ± h, x ± 2h, x ± h/2), the difference g at x ± h over `width`, and
+    the rounding model's trials at x + h (`moved`)."""
     eps = float(np.finfo(dtype).eps)
     f = np.asarray(f, dtype=np.float64)
     pts = np.asarray(lanes, dtype=np.float64)
-    with np.errstate(all="ignore"):
+    if width.dtype != np.float64:
         width = pts[0] - pts[1]
-        d1 = np.asarray(g, dtype=np.float64) if g.dtype == np.float64 else (f[0] - f[1]) / width
-        # Truncation: D(h) = f' + f''' h²/6 + O(h⁴). f''' needs four values of f and the two we
-        # have give none, so two more, at x ± 2h: D(2h) - D(h) = f''' (4h² - h²)/6, and the
-        # truncation of D(h) is |D(2h) - D(h)| h² / (4h² - h²) — with the actual half-widths,
-        # which rounding the points makes slightly unequal. Two more, at x ± h/2, say the same
-        # through D(h/2) when h is small enough for D(h) = f' + f''' h²/6 to hold. The two differ
-        # by the next term, f⁽⁵⁾ h⁴ (5 - 5/4)/120, which can also make the true truncation exceed
-        # both: the larger plus their difference covers it. And when h is far too long for the
-        # expansion (longer than the scale on which f changes, sin(x) at x = 1e6), D(2h) alone
-        # can agree with D(h) by chance, D(h/2) hardly as well. Where f is not finite at x ± 2h
-        # (its domain ends between h and 2h), x ± h/2, inside the interval already used, remain.
-        wsq = np.square(width)
-        estimates = []
-        for a in (2, 4):  # the lanes x ± 2h, then x ± h/2
-            w2 = pts[a] - pts[a + 1]
-            d2 = f[a] - f[a + 1]
-            d2 /= w2
-            d2 -= d1
-            est = np.abs(d2, out=d2)
-            est *= wsq  # |D(factor h) - D(h)| h² / |(factor h)² - h²|
-            np.square(w2, out=w2)
-            w2 -= wsq
-            est /= np.abs(w2, out=w2)
-            estimates.append(est)  # nan where f is not finite at x ± factor·h (there only)
-        big, small = estimates
-        either = np.isnan(big)
-        either |= np.isnan(small)
-        larger = np.fmax(big, small)
-        both = larger * 2
-        both -= np.fmin(big, small, out=small)
-        trunc = np.where(either, larger, both)
-        trunc[np.isnan(trunc)] = np.inf
-        response = _response_at_one(graph, point, name, lanes[:2], f[:2], dtype)
-        trunc += _rounding(f[0], f[1], width, response, eps)
-    return trunc
+    d1 = np.asarray(g, dtype=np.float64) if g.dtype == np.float64 else (f[0] - f[1]) / width
+    # Truncation: D(h) = f' + f''' h²/6 + O(h⁴). f''' needs four values of f and the two we
+    # have give none, so two more, at x ± 2h: D(2h) - D(h) = f''' (4h² - h²)/6, and the
+    # truncation of D(h) is |D(2h) - D(h)| h² / (4h² - h²) — with the actual half-widths,
+    # which rounding the points makes slightly unequal. Two more, at x ± h/2, say the same
+    # through D(h/2) when h is small enough for D(h) = f' + f''' h²/6 to hold. The two differ
+    # by the next term, f⁽⁵⁾ h⁴ (5 - 5/4)/120, which can also make the true truncation exceed
+    # both: the larger plus their difference covers it. And when h is far too long for the
+    # expansion (longer than the scale on which f changes, sin(x) at x = 1e6), D(2h) alone
+    # can agree with D(h) by chance, D(h/2) hardly as well. Where f is not finite at x ± 2h
+    # (its domain ends between h and 2h), x ± h/2, inside the interval already used, remain.
+    # (Each step in place, in as few passes over the chunk as the arithmetic allows.)
+    wsq = np.square(width)
+    # the lanes x ± 2h and x ± h/2 together (rows 2, 4 and rows 3, 5)
+    w2 = pts[2::2] - pts[3::2]
+    d2 = f[2::2] - f[3::2]
+    d2 /= w2
+    d2 -= d1
+    est = np.abs(d2, out=d2)
+    est *= wsq  # |D(factor h) - D(h)| h² / |(factor h)² - h²|
+    np.square(w2, out=w2)
+    w2 -= wsq
+    est /= np.abs(w2, out=w2)
+    big, small = est  # nan where f is not finite at x ± factor·h (there only)
+    either = np.isnan(big)
+    either |= np.isnan(small)
+    larger = np.fmax(big, small)
+    lower = np.fmin(big, small, out=small)
+    trunc = np.multiply(larger, 2, out=big)  # both: the larger plus their difference
+    trunc -= lower
+    np.copyto(trunc, larger, where=either)  # one of them nan: the other
+    np.copyto(trunc, np.inf, where=np.isnan(trunc))
+    response = _response_at_one(graph, point, name, lanes[:2], f[:2], dtype, moved)
+    np.add(trunc, _rounding(f[0], f[1], width, response, eps), out=out)
 
 
 def _response_at_one(
     graph: Graph, point: Mapping[str, np.ndarray], name: str, shifted: np.ndarray, fs: np.ndarray,
-    dtype: type,
-) -> np.ndarray:
-    """f's rounding response at x ± h, [at x+h, at x-h]: the one at x + h stands for both (the
-    points are a few millionths of max(1, |x|) apart, and the model is an estimate of size, not
-    a value), half the walks of measuring each. Where it is not finite at x + h (f at x + h
-    overflows when moved), the response at x - h is measured too, there only."""
-    resp = _rounding_response(graph, point, name, shifted[0], fs[0], dtype)
-    out = np.stack([resp, resp])
-    singular = ~np.isfinite(resp)
-    if singular.any():
-        idx = np.flatnonzero(singular)
-        sub = _part(point, idx)
-        out[1, idx] = _rounding_response(graph, sub, name, shifted[1, idx], fs[1, idx], dtype)
-    return out
+    dtype: type, moved: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """f's rounding response at x ± h, [at x+h, at x-h], from the trials at x + h (`moved`): the
+    one at x + h stands for both (the points are a few millionths of max(1, |x|) apart, and the
+    model is an estimate of size, not a value), half the walks of measuring each. Where it is
+    not finite at x + h (f at x + h overflows when moved), the response at x - h is measured
+    too, there only."""
+    resp = _deviation(moved, fs[0])
+    singular = resp == np.inf  # (`_deviation` gives inf where it is not finite)
+    if not singular.any():
+        return resp, resp
+    other = resp.copy()
+    idx = np.flatnonzero(singular)
+    sub = _part(point, idx)
+    other[idx] = _rounding_response(graph, sub, name, shifted[1, idx], fs[1, idx], dtype)
+    return resp, other
 
 
 def _take(point: Mapping[str, np.ndarray], shape: tuple[int, ...], idx: np.ndarray) -> dict[str, np.ndarray]:
@@ -477,15 +652,22 @@ def _richardson_points(
             """The index of the candidate rows at the points cols (all, or an index array)."""
             return (rows,) if isinstance(cols, slice) else (rows[:, None], cols)
 
-        def fill(rows: np.ndarray, cols: np.ndarray | slice, x0: np.ndarray | None = None) -> np.ndarray:
-            """f at x ± h_k for the rows and points cols (and at x0, returned, if given)."""
+        def fill(rows: np.ndarray, cols: np.ndarray | slice, x0: np.ndarray | None = None,
+                 trials: Trials | None = None) -> np.ndarray:
+            """f at x ± h_k for the rows and points cols (and at x0, returned, if given; then
+            the `trials`' values, walked with them)."""
             lanes = shifted(rows, cols, 0 if x0 is None else 1)
             if x0 is not None:
                 lanes[-1] = x0
-            f = np.asarray(_lanes(graph, _part(point, cols), name, lanes, dtype), dtype=np.float64)
+            if trials is None:
+                f = np.asarray(_lanes(graph, _part(point, cols), name, lanes, dtype), dtype=np.float64)
+            else:
+                got, moved, _ = _with_trials(graph, _part(point, cols), name, lanes, dtype, None, trials)
+                assert got is not None and moved is not None  # real arithmetic never refuses
+                f = np.asarray(got, dtype=np.float64)
             r = len(rows)
             fp[at(rows, cols)], fm[at(rows, cols)] = f[:r], f[r:2 * r]
-            return f[2 * r:]
+            return f[2 * r:] if trials is None else np.concatenate([f[2 * r:], moved])
 
         def extrapolate(
             cols: np.ndarray | slice, end: int, response: tuple[np.ndarray, np.ndarray]
@@ -501,11 +683,13 @@ def _richardson_points(
             t *= t
             return _extrapolate(d, t, _rounding(a, b, w, response, eps))
 
-        # the first block, the smallest candidate (can the cell run?) and x, in one walk
+        # the first block, the smallest candidate (can the cell run?), x and the rounding
+        # model's trials at x, in one walk
         first = min(max(RICHARDSON_BLOCK, 2), n - 1)
-        f0 = fill(np.append(np.arange(first), n - 1), every, x)[0]
+        signs = _sign_patterns(len(graph.nodes))
+        at_x = fill(np.append(np.arange(first), n - 1), every, x, Trials(signs, signs, x))
         plus_bad, minus_bad = ~np.isfinite(fp[-1]), ~np.isfinite(fm[-1])
-        resp = _rounding_response(graph, point, name, x, f0, dtype)
+        resp = _deviation(at_x[1:], at_x[0])
 
         # Where the response at x is finite: blocks of candidates, refined where not settled.
         regular = np.isfinite(resp)
@@ -682,7 +866,7 @@ def complex_step(
             estimate[name] = np.full(shape, np.inf)
             bad[name], why[name] = np.ones(shape, dtype=bool), refused[name]
         else:
-            run[name] = (x.reshape(-1), h.reshape(-1), graph.depends_on([name]))
+            run[name] = (x.reshape(-1), h.reshape(-1), _depends(graph, [name], len(graph.nodes) - 1))
     # Chunk by chunk: f's real value at every node (for the branch points), then per variable
     # the complex step and its estimate. The batch-wide messages (which branch point, why f is
     # not finite) come from the whole batch's values, evaluated only when there is one to give.
@@ -742,17 +926,21 @@ def _complex_points(
     otherwise; or, last, why a primitive cannot run in complex arithmetic."""
     m = x.size
     branch, _ = _branch_point(graph, values, dep, (m,))
+    n = len(graph.nodes)
+    signs = _sign_patterns(2 * n)
     with np.errstate(all="ignore"):
         z = x + 1j * h
-        # x + ih and, for the truncation estimate, x + 2ih: one walk
-        both, fail = _evaluate_at(graph, point, name, np.stack([z, z.real + 2j * h]), dtype, dep)
+        # x + ih, for the truncation estimate x + 2ih, and the rounding model's trials at x + ih:
+        # one walk
+        both, moved, fail = _with_trials(graph, point, name, np.stack([z, z.real + 2j * h]), dtype, dep,
+                                         Trials(signs[:, :n], signs[:, n:], z))
     if both is None:
         return z.real, z.real, branch, branch, fail
-    both = np.broadcast_to(both, (2, m))
     not_finite = ~np.isfinite(both[0]) & ~branch
     with np.errstate(all="ignore"):
         g = (both[0].imag / h).astype(dtype)
-    return g, _complex_estimate(graph, point, dep, name, z, h, g, dtype, both[1]), branch, not_finite, None
+    est = _complex_estimate(graph, point, dep, name, z, h, g, dtype, both[1], moved)
+    return g, est, branch, not_finite, None
 
 
 def _not_analytic(graph: Graph) -> list[str | None]:
@@ -820,6 +1008,7 @@ def _complex_estimate(
     g: np.ndarray,
     dtype: type,
     doubled: np.ndarray | None = None,
+    moved: np.ndarray | None = None,
 ) -> np.ndarray:
     """Error of Im f(x + ih)/h. Rounding: how far it moves when every operation's result is off
     by eps relative in its real and in its imaginary part (independently), the largest over the
@@ -828,14 +1017,16 @@ def _complex_estimate(
     (sin(20*x) at fl(20 x)), which a count of operations would not. Underflow: tiny/h, what an
     imaginary part that underflowed can have lost (sigmoid'(-700) = 1e-304 is h f' = 3e-333).
     Truncation: |g(2h) - g(h)|/3 for the relative (h/L)² term; almost always exactly 0, but not
-    where f' = 0 and f''' is not (x**3 at 0 gives -h²)."""
+    where f' = 0 and f''' is not (x**3 at 0 gives -h²). `doubled` (f at x + 2ih) and `moved` (the
+    trials), if given, are not walked again."""
     eps = float(np.finfo(dtype).eps)
     tiny = float(np.finfo(dtype).tiny)
     h64 = np.asarray(h, dtype=np.float64)
     g64 = np.asarray(g, dtype=np.float64)
     n = len(graph.nodes)
     signs = _sign_patterns(2 * n)
-    moved, _ = _evaluate_at(graph, point, name, z, dtype, dep, (signs[:, :n], signs[:, n:]))
+    if moved is None:
+        moved, _ = _evaluate_at(graph, point, name, z, dtype, dep, (signs[:, :n], signs[:, n:]))
     if doubled is None:  # f at x + 2ih, unless given
         doubled, _ = _evaluate_at(graph, point, name, z.real + 2j * h, dtype, dep)
     if moved is None or doubled is None:
@@ -887,13 +1078,23 @@ def directional(
     eps = float(np.finfo(dtype).eps)
     dirs: dict[str, np.ndarray] = {}
     size = np.ones((m,) + shape)
-    for k, name in enumerate(wrt):
-        col = np.asarray(directions[:, k], dtype=np.float64)
-        if name not in graph.var_nodes or not col.any():
-            continue
-        dirs[name] = col.reshape((m,) + (1,) * len(shape))
-        x = np.abs(np.broadcast_to(np.asarray(point.get(name, 0.0), dtype=np.float64), shape))
-        size = np.maximum(size, np.where(col.reshape((m,) + (1,) * len(shape)) != 0, x, 0.0))
+    directions = np.asarray(directions, dtype=np.float64)
+    nonzero = directions != 0
+    used = [k for k in np.flatnonzero(nonzero.any(axis=0)).tolist() if wrt[k] in graph.var_nodes]
+    lead = (m,) + (1,) * len(shape)
+    for k in used:
+        dirs[wrt[k]] = directions[:, k].reshape(lead)
+    # size = max(1, |x_i| over the coordinates each direction moves), for a block of variables
+    # at a time (one numpy call per block, not three per variable: 33,488 variables took 0.5 s)
+    block = max(1, (1 << 20) // max(1, m * math.prod(shape)))
+    for a in range(0, len(used), block):
+        part = used[a:a + block]
+        x = np.empty((len(part),) + shape)
+        for j, k in enumerate(part):
+            x[j] = np.asarray(point.get(wrt[k], 0.0), dtype=np.float64)
+        np.abs(x, out=x)
+        picked = np.where(nonzero[:, part].reshape((m, len(part)) + (1,) * len(shape)), x, 0.0)
+        size = np.maximum(size, picked.max(axis=1))
     if not dirs:
         z = np.zeros((m,) + shape)
         return DirectionalResult(z, z.copy(), np.zeros(z.shape, bool))
@@ -902,9 +1103,15 @@ def directional(
     h = np.cbrt(eps) * size  # (m, *shape)
     lanes = np.stack([h, -h, 2 * h, -2 * h, h / 2, -h / 2])  # (6, m, *shape)
     d6 = {v: d[None] for v, d in dirs.items()}
+    # f's rounding response at x itself stands for the one at x ± h d (h is 6e-6 of the
+    # coordinates' size): one trial row per sign pattern, not two per direction, walked with
+    # the lanes
+    signs = _sign_patterns(len(graph.nodes))
     with np.errstate(all="ignore"):
-        f = evaluate_output(graph, Along(point, lanes, d6, dtype))
-        f = np.broadcast_to(f, lanes.shape).astype(np.float64)
+        rows = lanes_and_trials(graph, Along(point, lanes, d6, dtype),
+                                Shifted(point, "", np.zeros((1,) + shape), dtype, signs=(signs, signs),
+                                        size=PERTURBATION), shape)
+        f = rows[:6 * m].reshape(lanes.shape).astype(np.float64)
         fp, fm = f[0], f[1]
         d1 = (fp - fm) / (2 * h)
         estimates = []
@@ -915,13 +1122,8 @@ def directional(
         both = 2 * np.fmax(big, small) - np.fmin(big, small)
         trunc = np.where(np.isnan(big) | np.isnan(small), np.fmax(big, small), both)
         trunc = np.where(np.isnan(trunc), np.inf, trunc)
-        # f's rounding response at x itself stands for the one at x ± h d (h is 6e-6 of the
-        # coordinates' size): one lane per sign pattern, not two per direction
-        signs = _sign_patterns(len(graph.nodes))
         f0 = np.broadcast_to(evaluate_output(graph, Values(point, dtype)), shape).astype(np.float64)
-        moved = evaluate_output(graph, Shifted(point, "", np.zeros((1,) + shape), dtype,
-                                               signs=(signs, signs), size=PERTURBATION))
-        moved = np.broadcast_to(moved, (len(signs), 1) + shape).astype(np.float64)
+        moved = rows[6 * m:].reshape((len(signs), 1) + shape).astype(np.float64)
         dev = np.abs(moved[:, 0] - f0).max(axis=0)
         resp = np.where(np.isfinite(dev), dev, np.inf) / PERTURBATION
         estimate = trunc + _rounding(fp, fm, 2 * h, np.stack([resp, resp]), eps)
@@ -944,27 +1146,28 @@ def _directional_complex(
         note = f"complex step needs an analytic formula; {op} is not analytic"
         return DirectionalResult(np.full((m,) + shape, np.nan), np.full((m,) + shape, np.inf),
                                  np.ones((m,) + shape, bool), note)
-    dep = graph.depends_on(list(dirs))
+    dep = _depends(graph, list(dirs), len(graph.nodes) - 1)
     values = evaluate(graph, point, dtype)
     branch, reason = _branch_point(graph, values, dep, shape)
     tiny = float(np.finfo(dtype).tiny)
     h = np.maximum(eps * eps * size, tiny)
+    n = len(graph.nodes)
+    signs = _sign_patterns(2 * n)
     with np.errstate(all="ignore"):
         z = np.stack([1j * h, 2j * h])  # t = ih and 2ih: the value and the truncation check
+        # and the rounding model's trials at t = ih, in the same walk
         try:
             lanes = {v: d[None] for v, d in dirs.items()}
-            out = evaluate_output(graph, Along(point, z.astype(np.complex128), lanes, dtype, dep))
+            rows = lanes_and_trials(graph, Along(point, z.astype(np.complex128), lanes, dtype, dep),
+                                    Along(point, (1j * h).astype(np.complex128), dirs, dtype, dep,
+                                          (signs[:, :n], signs[:, n:]), PERTURBATION), shape)
         except NotComplexCapable as exc:
             return DirectionalResult(np.full((m,) + shape, np.nan), np.full((m,) + shape, np.inf),
                                      np.ones((m,) + shape, bool), str(exc))
-        out = np.broadcast_to(out, z.shape)
+        out = rows[:2 * m].reshape(z.shape)
         g = out[0].imag / h
         trunc = np.abs(out[1].imag / (2 * h) - g) / 3
-        n = len(graph.nodes)
-        signs = _sign_patterns(2 * n)
-        moved = evaluate_output(graph, Along(point, (1j * h).astype(np.complex128), dirs, dtype, dep,
-                                             (signs[:, :n], signs[:, n:]), PERTURBATION))
-        moved = np.broadcast_to(moved, (len(signs), m) + shape)
+        moved = rows[2 * m:].reshape((len(signs), m) + shape)
         dev = np.abs(moved.imag / h - g).max(axis=0)
         estimate = dev / PERTURBATION + eps * np.abs(g) + tiny / h + trunc
     bad = ~np.isfinite(g) | np.broadcast_to(branch, g.shape)

@@ -28,6 +28,7 @@ both modes and can be explained.
 
 from __future__ import annotations
 
+import functools
 import math
 import operator
 from collections.abc import Callable, Container, Mapping, Sequence
@@ -174,7 +175,8 @@ class Shifted(Values):
     operation's result, each constant a float cannot hold — is moved by ±`size` times its
     possible rounding error: eps relative, and one step of the subnormal range absolute (a
     result that underflowed is off by that much, not by eps of itself); one trial per row,
-    along a new leading axis."""
+    along a new leading axis. `lanes_and_trials` walks a `Shifted` without signs and one with
+    them in one pass."""
 
     def __init__(
         self,
@@ -185,23 +187,40 @@ class Shifted(Values):
         dep: Sequence[bool] | None = None,
         signs: tuple[np.ndarray, np.ndarray] | None = None,
         size: float = 0.0,
+        memo: dict[Any, Any] | None = None,
     ) -> None:
         super().__init__(point, dtype)
         self.name, self.xs, self.dep, self.signs = name, xs, dep, signs
         self.lead = (-1,) + (1,) * np.ndim(xs)
-        self.size = size * float(np.finfo(dtype).eps)
-        self.floor = self.size * float(np.finfo(dtype).tiny)
-        self._block: dict[tuple[int, bool], tuple[np.ndarray, np.ndarray]] = {}
+        eps, tiny = _limits(dtype)
+        self.size = size * eps
+        self.floor = self.size * tiny
+        # `memo`: what a walk computes that does not depend on the points (each constant), kept
+        # for the next walk of the same graph on another batch of points (a method walks its
+        # points in chunks); what depends on the signs alone is kept by `_layout_memo`
+        self.memo: dict[Any, Any] = {} if memo is None else memo
+        self._block: dict[tuple[int, bool, int], tuple[np.ndarray, np.ndarray]] = \
+            _layout_memo(self, ("factors",)).setdefault("factors", {}) if signs is not None else {}
+
+    def moves(self, node: Node) -> bool:
+        """Whether the variable node is away from its point in this walk."""
+        return node.name == self.name
 
     def var(self, i: int, node: Node) -> np.ndarray:
         return self.xs if node.name == self.name else super().var(i, node)
 
     def const(self, i: int, node: Node) -> np.ndarray:
         v = super().const(i, node)
-        rounded = node.name is not None or node.exact != Fraction(float(v))
-        return self._perturb(i, v, 1.0) if rounded else v
+        return self._perturb(i, v, 1.0) if _rounded(node, v) else v
 
     def op(self, i: int, node: Node, args: tuple[np.ndarray, ...]) -> np.ndarray:
+        v = self.value(i, node, args)
+        if self.signs is None:
+            return v
+        return self._perturb(i, v, self._ulps(i, node, args), _fresh(v, args))
+
+    def value(self, i: int, node: Node, args: Sequence[np.ndarray]) -> np.ndarray:
+        """Node i's value from its arguments, before any rounding is moved."""
         rule = RULES[node.op]
         in_complex = self.dep is not None and self.dep[i]
         fn = (rule.complex_value or rule.value) if in_complex else rule.value
@@ -211,24 +230,39 @@ class Shifted(Values):
             v = None
         if v is None or (in_complex and v.dtype.kind != "c"):
             raise NotComplexCapable(f"complex step cannot evaluate {node.op} in complex arithmetic")
-        ulps: Any = 1.0
-        if in_complex and node.op == "pow":
+        return v
+
+    def _ulps(self, i: int, node: Node, args: Sequence[np.ndarray]) -> Any:
+        """How many eps node i's result may be off: 1, except a complex pow."""
+        if node.op == "pow" and self.dep is not None and self.dep[i]:
             # complex u**v is exp(v log u), off by about |v log |u|| eps, not eps
             a, b = (np.real(x).astype(np.float64) for x in args)
-            ulps = np.maximum(1.0, np.abs(b * np.log(np.where(a == 0, 1.0, np.abs(a)))))
-        return self._perturb(i, v, ulps)
+            return np.maximum(1.0, np.abs(b * np.log(np.where(a == 0, 1.0, np.abs(a)))))
+        return 1.0
 
-    def _perturb(self, i: int, v: np.ndarray, ulps: Any) -> np.ndarray:
+    def _perturb(self, i: int, v: np.ndarray, ulps: Any, fresh: bool = False) -> np.ndarray:
+        """v moved by node i's trials; in place when `fresh` (v is a new array no one else holds)
+        and already has the trial axis: the same numbers, without a temporary."""
         if self.signs is None:
             return v
         if type(ulps) is float and ulps == 1.0:  # every operation but a complex pow
             fac, floor = self._factors(i, v.dtype.kind == "c")
             if v.dtype.kind != "c":
+                if fresh and v.dtype == fac.dtype and v.ndim == fac.ndim and v.shape[0] == fac.shape[0]:
+                    v *= fac  # fac is 1 on every other axis: v keeps its shape
+                    v += floor
+                    return v
                 out = v * fac
                 out += floor
                 return out
             # real and imaginary parts moved independently, on a float view of the parts:
             # two numpy calls instead of eight (the walk's cost at one point is per call)
+            if fresh and v.real.dtype == fac.dtype and v.ndim + 1 == fac.ndim and v.shape[0] == fac.shape[0] \
+                    and v.flags.c_contiguous:
+                parts = v.view(fac.dtype).reshape(v.shape + (2,))
+                parts *= fac
+                parts += floor
+                return v
             w = np.ascontiguousarray(v).reshape(np.shape(v) or (1,))
             parts = w.view(w.real.dtype).reshape(w.shape + (2,)) * fac
             parts += floor
@@ -243,13 +277,12 @@ class Shifted(Values):
             return (v.real * re + re_floor) + 1j * (v.imag * im + (self.floor * im_sign).astype(dtype))
         return v * re + re_floor
 
-
     def _factors(self, i: int, complex_: bool) -> tuple[np.ndarray, np.ndarray]:
         """Node i's multiplier 1 ± size and floor ± floor (dtype), shaped (trials, 1, ...) to
         broadcast over a value, with a last axis (real, imaginary) when `complex_`; computed for
         a block of nodes at once (a walk goes in node order), one block kept."""
         block = i // _FACTOR_BLOCK
-        key = (block, complex_)
+        key = (block, complex_, np.ndim(self.xs))
         got = self._block.get(key)
         if got is None:
             assert self.signs is not None
@@ -262,11 +295,74 @@ class Shifted(Values):
             else:
                 s = s.reshape(lead)
             got = ((1 + self.size * s).astype(self.dtype), (self.floor * s).astype(self.dtype))
-            self._block = {key: got, **{k: g for k, g in self._block.items() if k[1] != complex_}}
+            for k in [k for k in self._block if k[1:] == key[1:]]:
+                del self._block[k]  # one block kept of each kind
+            self._block[key] = got
         return got[0][i % _FACTOR_BLOCK], got[1][i % _FACTOR_BLOCK]
 
 
 _FACTOR_BLOCK = 256
+
+
+def _layout_memo(trials: Shifted, key: tuple[Any, ...]) -> dict[Any, Any]:
+    """A dict for what a walk with these signs computes from the signs alone (each node's
+    factors, how rows of alike trials are moved and lined up), shared by every walk with the
+    same signs, dtype and `key` (its layout of rows): a check of a small formula walks the
+    same signs at every chunk and every point, and computing these afresh made a walk of 8
+    nodes a third slower. Signs of more than `_LAYOUT_SIGNS` entries (a big graph's, made
+    afresh for each walk anyway) get the walk's own memo instead."""
+    assert trials.signs is not None
+    re, im = trials.signs
+    if re.size + im.size > _LAYOUT_SIGNS:
+        return trials.memo.setdefault(("layout",) + key, {})
+    bases = [a if a.base is None else a.base for a in (re, im)]
+    k = tuple((id(b), a.__array_interface__["data"][0], a.shape, a.strides)
+              for a, b in zip((re, im), bases)) + (np.dtype(trials.dtype).str, trials.size) + key
+    got = _LAYOUTS.pop(k, None)
+    if got is None or got[0] is not bases[0] or got[1] is not bases[1]:
+        got = (bases[0], bases[1], {})  # (the bases held: their ids stay theirs)
+        while len(_LAYOUTS) >= 64:
+            try:
+                del _LAYOUTS[next(iter(_LAYOUTS))]  # the least recently used
+            except (KeyError, StopIteration, RuntimeError):  # another thread at it too
+                break
+    _LAYOUTS[k] = got
+    return got[2]
+
+
+_LAYOUTS: dict[tuple[Any, ...], tuple[np.ndarray, np.ndarray, dict[Any, Any]]] = {}
+_LAYOUT_SIGNS = 1 << 16
+
+
+@functools.lru_cache(maxsize=8)
+def _limits(dtype: type) -> tuple[float, float]:
+    """eps and tiny of a float dtype (np.finfo costs microseconds a call)."""
+    info = np.finfo(dtype)
+    return float(info.eps), float(info.tiny)
+
+
+def _rounded(node: Node, v: np.ndarray) -> bool:
+    """Whether a constant is rounded: named (pi, e) or not a float exactly (0.1)."""
+    return node.name is not None or node.exact != Fraction(float(v))
+
+
+def _among(v: Any, args: Sequence[Any]) -> bool:
+    """Whether v is one of args (by identity: `in` would compare arrays)."""
+    for a in args:
+        if v is a:
+            return True
+    return False
+
+
+def _fresh(v: np.ndarray, args: Sequence[Any]) -> bool:
+    """Whether v is a new array of its own, free to be overwritten: not an argument handed
+    back (max of one argument is that argument) nor a view of one."""
+    if type(v) is not np.ndarray or v.base is not None or not v.flags.writeable:
+        return False
+    for a in args:
+        if v is a:
+            return False
+    return True
 
 
 class Along(Shifted):
@@ -282,12 +378,404 @@ class Along(Shifted):
         super().__init__(point, "", ts, dtype, dep, signs, size)
         self.dirs = dirs
 
+    def moves(self, node: Node) -> bool:
+        return node.name in self.dirs
+
     def var(self, i: int, node: Node) -> np.ndarray:
         x = Values.var(self, i, node)
         d = self.dirs.get(node.name)  # type: ignore[arg-type]
         if d is None:
             return x
-        return (x + self.xs * d).astype(self.xs.dtype)
+        return (x + self.xs * d).astype(self.xs.dtype, copy=False)
+
+
+# --------------------------------------------------------------------------------------------
+# Two walks in one pass: lanes of f, and the rounding model's trials
+# --------------------------------------------------------------------------------------------
+#
+# The finite differences walk the graph twice at each batch of points: once for f at their
+# lanes (x ± h, ..., a `Shifted` without signs) and once for the rounding model (a `Shifted`
+# with signs, its trials on a new leading axis). At one point a walk's cost is per node, about
+# a microsecond a numpy call whatever the array holds, so `lanes_and_trials` does both walks
+# in one pass and, where it can, one numpy call for both: the lanes and the trials of a node
+# in one array of rows (lanes first), the trials' rows moved by their factors and the lanes'
+# rows by 1 and -0.0 (v·1 + -0.0 is v bit for bit, -0.0, nan and inf included).
+#
+# The numbers are those of the two walks bit for bit, because every numpy call sees what one
+# of the two walks would have given it, or arrays that differ only in how many rows they hold:
+# - a node that does not depend on what the walks move (a constant, another variable, what
+#   is computed from those alone) is computed once, as both walks compute it, and the trials'
+#   copy moved (`_PAIR` below: its lanes' value and its trials' value);
+# - a node whose arguments are rows, or are such unmoved values, is one call over all the rows:
+#   elementwise, each row gets what its own walk computes (numpy's loops give an element the
+#   same bits wherever it sits in an array, checked for every rule by the tests); what a walk
+#   passes unbatched (an exponent of 2 that is a constant: numpy squares instead of calling
+#   pow) is passed unbatched here too;
+# - a node that mixes rows with a node of the first kind (x**c, with c = 1/3 computed, 1/3 in
+#   the lanes and moved in the trials) is two calls, one per walk, except for + - * / and
+#   negation, whose results do not depend on the layout.
+
+_PLAIN, _PAIR, _ROWS = 0, 1, 2
+# elementwise arithmetic whose bits do not depend on how its operands are laid out (checked for
+# real and complex operands by the tests)
+_LAYOUT_FREE = frozenset({"add", "sub", "mul", "div", "neg"})
+# Below this many values a node (rows × points), one pass (`lanes_and_trials`) saves numpy
+# calls; beyond it calls cost their elements, and two walks (the trials' by `trials_output`)
+# save elements (the card formula's `central`, 10 rows: the same time at about 700 points).
+# It also keeps every array of the one pass under 256 KiB (16,384 complex values), where numpy
+# starts to compute `temporary * named` in the temporary's memory, as `named * temporary`
+# (NPY_MIN_ELIDE_BYTES): a complex product is not bit for bit commutative (its SIMD loop
+# rounds a·d, not b·c, in a·d + b·c), so a rule written with one (swish's complex form,
+# z * sigmoid(z)) would give other bits in a bigger array than the two walks'.
+_WHOLE_ROWS = 8192
+
+
+def one_pass(values: int) -> bool:
+    """Whether lanes and trials of this many values in all (rows × points) are best walked in
+    one pass (`lanes_and_trials`), rather than each on its own (the trials by `trials_output`)."""
+    return values < _WHOLE_ROWS
+
+
+def lanes_and_trials(
+    graph: Graph, lanes: Shifted, trials: Shifted, rest: tuple[int, ...], output: int | None = None,
+) -> np.ndarray:
+    """The output of two walks, `lanes` (no signs) and `trials` (with signs, the same `dep`), as
+    one array of rows: the lanes' value, its leading axes of `lanes.xs` flattened, then the
+    trials' value, trials × the leading axes of `trials.xs` flattened, each broadcast to
+    `rest` (the trailing axes both walks share: the batch of points). Bit for bit what
+    `evaluate_output` gives for each (see above); `NotComplexCapable` as it raises it.
+
+    Where lanes and trials hold many values (`one_pass`: a batch of points), a numpy call costs
+    its elements, not its overhead: the lanes are walked on their own and the trials by
+    `trials_output`, which evaluates alike trials once."""
+    assert lanes.signs is None and trials.signs is not None
+    assert lanes.dep is trials.dep or list(lanes.dep or ()) == list(trials.dep or ())
+    out = graph.output if output is None else output
+    nr = len(rest)
+    lead_l = tuple(np.shape(lanes.xs)[:np.ndim(lanes.xs) - nr])
+    lead_t = (len(trials.signs[0]),) + tuple(np.shape(trials.xs)[:np.ndim(trials.xs) - nr])
+    nl, nt = math.prod(lead_l), math.prod(lead_t)
+    shape_l, shape_t = lead_l + rest, lead_t + rest
+    nd_l = len(shape_l)
+
+    def fuse(lv: np.ndarray, tv: np.ndarray) -> np.ndarray:
+        """The rows of both walks' values (broadcast by assignment: np.broadcast_to costs more
+        than the copy at one point)."""
+        got = np.empty((nl + nt,) + rest, dtype=np.result_type(lv, tv))
+        got[:nl].reshape(shape_l)[...] = lv
+        got[nl:].reshape(shape_t)[...] = tv
+        return got
+
+    if not one_pass((nl + nt) * math.prod(rest)):
+        return fuse(evaluate_output(graph, lanes, out), trials_output(graph, trials, rest, out))
+
+    rows = (nl + nt,) + rest
+    memo = trials.memo  # this graph's constants
+    layout = _layout_memo(trials, (nl, nt, nr))  # what the signs alone give
+    factors = layout.get("rows")
+    if factors is None:
+        factors = layout["rows"] = _RowFactors(trials, nl, nt // lead_t[0], nr)
+    nodes = graph.nodes
+    last = graph.last_use
+    cdep = trials.dep
+    vals: list[Any] = [None] * (out + 1)
+    kind = bytearray(out + 1)
+    as_rows: list[np.ndarray | None] = [None] * (out + 1)  # a pair, as rows (x in x*u)
+
+    def parts(i: int) -> tuple[Any, Any]:
+        """Node i's value in the lanes' walk and in the trials' walk."""
+        k = kind[i]
+        v = vals[i]
+        if k == _PLAIN:
+            return v, v
+        if k == _PAIR:
+            return v
+        return v[:nl].reshape(shape_l), v[nl:].reshape(shape_t)
+
+    def store(i: int, lv: np.ndarray, tv: np.ndarray) -> None:
+        """Two walks' values of node i: one array of rows when both have their rows."""
+        if lv.ndim == len(shape_l) and tv.ndim == len(shape_t) and lv.dtype == tv.dtype:
+            vals[i], kind[i] = fuse(lv, tv), _ROWS
+        else:
+            vals[i], kind[i] = (lv, tv), _PAIR
+
+    def move(i: int, v: np.ndarray, argv: Sequence[Any]) -> np.ndarray:
+        """A node's rows (v, computed from argv), the trials' rows moved as `Shifted._perturb`
+        moves them and the lanes' by 1 and -0.0; in place when v is a new array."""
+        c = v.dtype.kind == "c"
+        if type(v) is not np.ndarray or v.base is not None or not v.flags.writeable or v.shape != rows \
+                or not v.flags.c_contiguous or any(v is a for a in argv):
+            w = np.empty(rows, dtype=v.dtype)
+            w[...] = v
+            v = w
+        fac, floor = factors.get(i, c)  # (fac of the walk's dtype: v·fac as `_perturb` computes it)
+        if c:
+            body = v.view(v.real.dtype).reshape(rows + (2,))
+            body *= fac
+            body += floor
+        else:
+            v *= fac
+            v += floor
+        return v
+
+    with np.errstate(all="ignore"):
+        for i in range(out + 1):
+            node = nodes[i]
+            op = node.op
+            if op == "var":
+                if lanes.moves(node) or trials.moves(node):
+                    store(i, lanes.var(i, node), trials.var(i, node))
+                else:
+                    vals[i] = lanes.var(i, node)
+                continue
+            if op == "const":  # the same at every batch of points: kept in the memo
+                got = memo.get(("const", i))
+                if got is None:
+                    v = Values.const(lanes, i, node)
+                    got = memo[("const", i)] = ((v, trials._perturb(i, v, 1.0)), _PAIR) \
+                        if _rounded(node, v) else (v, _PLAIN)
+                vals[i], kind[i] = got
+                continue
+            args = node.args
+            moved = pair = rowed = False
+            for a in args:
+                k = kind[a]
+                if k:
+                    moved = True
+                    if k == _ROWS:
+                        rowed = True
+                    else:
+                        pair = True
+                        if vals[a][0].ndim == nd_l:  # a moved variable's pair: its lanes have rows
+                            rowed = True
+            if not moved:  # unmoved arguments: computed once, the trials' copy moved
+                v = lanes.value(i, node, [vals[a] for a in args])
+                vals[i], kind[i] = (v, trials._perturb(i, v, 1.0)), _PAIR
+                continue
+            argv: list[Any] | None = None
+            if not rowed:  # what does not depend on the lanes' moves: one value per walk
+                pass
+            elif not pair:
+                if not (op == "pow" and cdep is not None and cdep[i]):
+                    argv = [vals[a] for a in args]
+            elif op in _LAYOUT_FREE:  # a pair's two values broadcast to rows (x in x*u), kept
+                argv = []
+                for a in args:
+                    if kind[a] != _PAIR:
+                        argv.append(vals[a])
+                        continue
+                    got = as_rows[a]
+                    if got is None:
+                        lv, tv = vals[a]
+                        if lv.dtype != tv.dtype:
+                            argv = None
+                            break
+                        got = as_rows[a] = fuse(lv, tv)
+                    argv.append(got)
+            if argv is not None:  # rows: one call (the walk's hot path, inlined)
+                v = lanes.value(i, node, argv)
+                if v.dtype.kind == "c" or type(v) is not np.ndarray or v.base is not None \
+                        or v.shape != rows or not v.flags.writeable or not v.flags.c_contiguous \
+                        or v is argv[0] or (len(argv) > 1 and _among(v, argv)):
+                    v = move(i, v, argv)
+                else:
+                    if i // _FACTOR_BLOCK != factors.block or factors.complex_:
+                        factors.get(i, False)
+                    k = i % _FACTOR_BLOCK
+                    v *= factors.got[0][k]
+                    v += factors.got[1][k]
+                vals[i], kind[i] = v, _ROWS
+            else:  # one call per walk
+                both = [parts(a) for a in args]
+                lv = lanes.op(i, node, tuple(p[0] for p in both))
+                store(i, lv, trials.op(i, node, tuple(p[1] for p in both)))
+            for a in args:
+                if last[a] == i and a != out:
+                    vals[a] = as_rows[a] = None
+    return vals[out] if kind[out] == _ROWS else fuse(*parts(out))
+
+
+def trials_output(
+    graph: Graph, trials: Shifted, rest: tuple[int, ...], output: int | None = None
+) -> np.ndarray:
+    """`evaluate_output(graph, trials)` (a `Shifted` with signs), broadcast to (trials, *lead,
+    *rest), with alike trials evaluated once: a value is one row per distinct trial and which
+    row each trial is (its map). x**2 at x + h is one row before its rounding is moved, two
+    after (signs + and -), and sin of it two evaluations, not one a trial (of 4 for 8 nodes:
+    the card formula's sin is a fifth of its cost); once every trial differs, rows are in
+    trial order and the walk is the plain one. Bit for bit the plain walk's values: each row is
+    computed as that walk computes every trial that is it, and rows are taken and moved by the
+    same factors."""
+    assert trials.signs is not None
+    out = graph.output if output is None else output
+    nodes = graph.nodes
+    last = graph.last_use
+    nr = len(rest)
+    lead = tuple(np.shape(trials.xs)[:np.ndim(trials.xs) - nr])  # (the walk's own leading axes)
+    ntrials = len(trials.signs[0])
+    full_shape = (ntrials,) + lead + rest
+    rowed_ndim = len(full_shape)
+    layout = _layout_memo(trials, ("trials", lead, nr))
+    re = trials.signs[0]
+    cdep = trials.dep
+    vals: list[Any] = [None] * (out + 1)
+    maps: list[tuple[int, ...] | None] = [None] * (out + 1)  # None: no rows, or every trial its own
+
+    def rowed(v: Any) -> bool:
+        return np.ndim(v) == rowed_ndim
+
+    def move(i: int, v: np.ndarray, m: tuple[int, ...] | None, fresh: bool) -> tuple[np.ndarray, Any]:
+        """v (rows per `m`, or none yet) moved by node i's trials: each distinct (row, sign)
+        once, as `Shifted._perturb` moves it (real values; complex ones every trial its own)."""
+        if (m is None and rowed(v)) or v.dtype.kind == "c":  # every trial its own row: the plain move
+            if m is not None:
+                v, fresh = v.take(m, axis=0), True
+            return trials._perturb(i, v, 1.0, fresh), None
+        key = ("move", i, m)
+        plan = layout.get(key)
+        if plan is None:
+            plan = layout[key] = _compact(m or (0,) * ntrials, re[:, i], trials, (ntrials,) + lead, nr)
+        src, fac, floor, new = plan
+        if m is None:  # no rows yet: v moved into one row per distinct sign, as `_perturb` does
+            got = v * fac
+        else:
+            got = v.take(src, axis=0)
+            got *= fac
+        got += floor
+        return got, new
+
+    with np.errstate(all="ignore"):
+        for i in range(out + 1):
+            node = nodes[i]
+            op = node.op
+            if op == "var":
+                vals[i] = trials.var(i, node)
+                continue
+            if op == "const":
+                v = Values.const(trials, i, node)
+                if _rounded(node, v):
+                    vals[i], maps[i] = move(i, np.asarray(v), None, False)
+                else:
+                    vals[i] = v
+                continue
+            args = node.args
+            argv = [vals[a] for a in args]
+            amaps = [maps[a] if rowed(v) else False for a, v in zip(args, argv)]
+            m = None
+            if cdep is not None and cdep[i]:
+                # complex arithmetic: every trial its own, as the plain walk, whose arrays have
+                # the same sizes (numpy computes `complex temporary * named` swapped in a big
+                # one, not bit for bit the same: see `_WHOLE_ROWS`); and a complex pow is moved
+                # by its own ulps
+                argv = [v if not am else v.take(am, axis=0) for v, am in zip(argv, amaps)]
+                v = trials.value(i, node, argv)
+                vals[i] = trials._perturb(i, v, trials._ulps(i, node, argv), _fresh(v, argv))
+                maps[i] = None
+            else:
+                if any(am for am in amaps if am is not False):  # some arguments with alike trials
+                    key = ("align",) + tuple(amaps)
+                    plan = layout.get(key)
+                    if plan is None:
+                        plan = layout[key] = _align(tuple(amaps), ntrials)
+                    gathers, m = plan
+                    for k, idx in gathers:
+                        argv[k] = argv[k].take(idx, axis=0)
+                v = trials.value(i, node, argv)
+                vals[i], maps[i] = move(i, v, m, _fresh(v, argv))
+            for a in args:
+                if last[a] == i and a != out:
+                    vals[a] = None
+    v, m = vals[out], maps[out]
+    if m is not None:
+        v = v.take(m, axis=0)
+    return np.broadcast_to(v, full_shape) if not rowed(v) or v.shape != full_shape else v
+
+
+def _align(
+    maps: tuple[Any, ...], ntrials: int
+) -> tuple[list[tuple[int, np.ndarray]], tuple[int, ...] | None]:
+    """How to line up an operation's arguments in `trials_output` (`maps`: per argument, which of
+    its rows each trial is, None for every trial its own, False for no rows): the rows to take
+    of each, and which of the result's rows each trial is. Trial t of the result is the
+    arguments' rows (m_a[t], ...), each distinct combination once."""
+    every = tuple(range(ntrials))
+    rowed = [k for k, m in enumerate(maps) if m is not False]
+    present = [maps[k] for k in rowed if maps[k] is not None]
+    if len(present) == len(rowed) and all(m == present[0] for m in present):
+        return [], present[0]  # alike everywhere: the rows as they are
+    keys = list(zip(*[maps[k] or every for k in rowed]))
+    first = dict.fromkeys(keys)
+    if len(first) == ntrials:
+        order, result = keys, None
+    else:
+        order = list(first)
+        where = {key: c for c, key in enumerate(order)}
+        result = tuple(where[key] for key in keys)
+    gathers = []
+    for j, k in enumerate(rowed):
+        src = tuple(key[j] for key in order)
+        if not (maps[k] is None and src == every):
+            gathers.append((k, np.array(src, dtype=np.intp)))
+    return gathers, result
+
+
+def _compact(
+    m: tuple[int, ...], signs: np.ndarray, trials: Shifted, lead: tuple[int, ...], nr: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, ...] | None]:
+    """How `trials_output` moves real rows whose trials are alike (trial t is row m[t]) by a
+    node's signs (one a trial): the rows to take (each distinct (row, sign) once, in trial
+    order once all differ), the factors for them (as `Shifted._factors` makes them), and the
+    new map (None once every trial differs)."""
+    keys = list(zip(m, signs.tolist()))
+    first = dict.fromkeys(keys)
+    if len(first) == len(m):
+        order: list[tuple[Any, ...]] = keys
+        new: tuple[int, ...] | None = None
+    else:
+        order = list(first)
+        where = {key: c for c, key in enumerate(order)}
+        new = tuple(where[key] for key in keys)
+    s = np.array([key[1] for key in order], dtype=np.float64).reshape((-1,) + (1,) * (len(lead) - 1 + nr))
+    fac = (1 + trials.size * s).astype(trials.dtype)
+    floor = (trials.floor * s).astype(trials.dtype)
+    return np.array([key[0] for key in order], dtype=np.intp), fac, floor, new
+
+
+class _RowFactors:
+    """`Shifted._factors` for the rows of `lanes_and_trials`: 1 and -0.0 for the lanes' rows,
+    then each trial's factors repeated over its `inner` rows (one a direction), shaped (rows,
+    1, ...) [+ (2,)]: a node's rows are then moved by two calls on arrays of the same shape,
+    three times faster than broadcasting a trial's factors over its directions. For a block of
+    nodes at once, one block kept."""
+
+    def __init__(self, trials: Shifted, lanes: int, inner: int, rest: int) -> None:
+        assert trials.signs is not None
+        self.signs, self.size, self.floor, self.dtype = trials.signs, trials.size, trials.floor, trials.dtype
+        self.lanes, self.inner, self.rest = lanes, inner, rest
+        self.block, self.complex_ = -1, False
+        self.got: tuple[np.ndarray, np.ndarray] = (np.empty(0), np.empty(0))
+
+    def get(self, i: int, complex_: bool) -> tuple[np.ndarray, np.ndarray]:
+        block = i // _FACTOR_BLOCK
+        if block != self.block or complex_ is not self.complex_:
+            t = self
+            a = block * _FACTOR_BLOCK
+            b = min(a + _FACTOR_BLOCK, t.signs[0].shape[1])
+            s = t.signs[0][:, a:b].T  # (nodes, trials)
+            if complex_:
+                s = np.stack([s, t.signs[1][:, a:b].T], axis=-1)
+            # the trials' factors as `_factors` computes them, after the lanes' rows: 1 + size·(-0.0)
+            # = 1 and floor·(-0.0) = -0.0
+            got = []
+            for small, lane in ((1 + t.size * s).astype(t.dtype), 1.0), ((t.floor * s).astype(t.dtype), -0.0):
+                full = np.empty((b - a, self.lanes + s.shape[1] * self.inner) + s.shape[2:], dtype=t.dtype)
+                full[:, :self.lanes] = lane
+                full[:, self.lanes:] = small if self.inner == 1 else np.repeat(small, self.inner, axis=1)
+                got.append(full.reshape(full.shape[:2] + (1,) * self.rest + s.shape[2:]))
+            self.got = (got[0], got[1])
+            self.block, self.complex_ = block, complex_
+        k = i % _FACTOR_BLOCK
+        return self.got[0][k], self.got[1][k]
 
 
 def evaluate_output(
