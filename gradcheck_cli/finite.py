@@ -1023,9 +1023,9 @@ def _complex_estimate(
     tiny = float(np.finfo(dtype).tiny)
     h64 = np.asarray(h, dtype=np.float64)
     g64 = np.asarray(g, dtype=np.float64)
-    n = len(graph.nodes)
-    signs = _sign_patterns(2 * n)
     if moved is None:
+        n = len(graph.nodes)
+        signs = _sign_patterns(2 * n)  # (2n of them: 30 MB at 10⁵ nodes, made only when needed)
         moved, _ = _evaluate_at(graph, point, name, z, dtype, dep, (signs[:, :n], signs[:, n:]))
     if doubled is None:  # f at x + 2ih, unless given
         doubled, _ = _evaluate_at(graph, point, name, z.real + 2j * h, dtype, dep)
