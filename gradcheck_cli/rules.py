@@ -79,6 +79,14 @@ def _sigmoid_complex(z: Array) -> Array:
     return np.where(pos, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
+def _swish_complex(z: Array) -> Array:
+    # sigmoid first, then z times it: numpy may swap the operands of `z * temporary` in place
+    # for large arrays, and a complex product is not bit for bit commutative, so this order
+    # keeps the complex step's bits the same at any chunk size
+    s = _sigmoid_complex(z)
+    return z * s
+
+
 def _log1p_complex(z: Array) -> Array:
     # numpy's complex log1p is log(1 + z), which loses the real part of a tiny z; this keeps it:
     # |1 + z|**2 = 1 + a*(2 + a) + b*b and arg(1 + z) = atan2(b, 1 + a).
@@ -330,7 +338,7 @@ RULES: dict[str, Rule] = {
     "softplus": _rule(softplus, lambda o, x: sigmoid(x), complex_value=_softplus_complex),
     "swish": _rule(
         lambda x: x * sigmoid(x), lambda o, x: sigmoid(x) * (1.0 + x * sigmoid(-x)),
-        complex_value=lambda z: z * _sigmoid_complex(z),
+        complex_value=_swish_complex,
     ),
     # erfc(-x/√2) = 1 + erf(x/√2) without cancellation in the left tail
     "gelu": _rule(
