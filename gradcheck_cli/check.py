@@ -427,12 +427,12 @@ class _Judging:
         guess: dict[str, np.ndarray] = {}
         for part in judge.row_blocks(len(self.wrt), self.k):
             names = self.wrt[part]
-            g = (np.array([exact[0][v][0] for v in names], dtype=np.float64) if exact
-                 else np.full((len(names), self.k), np.nan)).reshape(len(names), self.k)
+            g = judge.stack_rows([exact[0][v][0] for v in names] if exact else [None] * len(names),
+                                 self.k, np.nan, np.float64)
             for _, vals, _, _ in candidates:
                 if vals is not None:
-                    g = np.where(np.isfinite(g), g, np.array([vals[v] for v in names], dtype=np.float64
-                                                             ).reshape(g.shape))
+                    g = np.where(np.isfinite(g), g,
+                                 judge.stack_rows([vals[v] for v in names], self.k, np.nan, np.float64))
             guess.update(zip(names, g))
         self.sigma = judge.scale(guess, self.f, self.points)
         if exact is not None:
@@ -489,9 +489,9 @@ class _Judging:
             if REGISTRY[name].kind == "ad" and res.values is not None:
                 for part in judge.row_blocks(len(self.wrt), self.k):
                     names = self.wrt[part]
-                    g = np.array([res.values[v] for v in names], dtype=np.float64).reshape(len(names), self.k)
+                    g = judge.stack_rows([res.values[v] for v in names], self.k, np.nan, np.float64)
                     # a cell the method left out on purpose (a many-variable check) is no breakdown
-                    left_out = np.array([res.bad.get(v, none) for v in names], dtype=bool).reshape(g.shape)
+                    left_out = judge.stack_rows([res.bad.get(v) for v in names], self.k, False, bool)
                     bad = ~np.isfinite(g) & ~left_out
                     for r in np.flatnonzero(bad.any(axis=1)):
                         ad_bad[names[r]] = ad_bad.get(names[r], none) | bad[r]
@@ -504,12 +504,12 @@ class _Judging:
         todo_vars: list[str] = []
         # no reference by design (a many-variable check's unsampled variables): probed only
         # where an AD value broke down (15 evaluations a cell would buy 15 more sampled ones)
-        by_design = np.array([v in unsampled for v in self.wrt], dtype=bool) if (
-            unsampled := diagnose.unsampled_variables(self)) else np.zeros(len(self.wrt), dtype=bool)
+        unsampled = diagnose.unsampled_variables(self)
+        by_design = np.array([v in unsampled for v in self.wrt], dtype=bool)
         for part in judge.row_blocks(len(self.wrt), self.k):
             names = self.wrt[part]
-            hi = np.array([refs[v].hi for v in names]).reshape(len(names), self.k)
-            broke_rows = np.array([ad_bad.get(v, none) for v in names], dtype=bool).reshape(hi.shape)
+            hi = judge.stack_rows([refs[v].hi for v in names], self.k, np.nan, np.float64)
+            broke_rows = judge.stack_rows([ad_bad.get(v) for v in names], self.k, False, bool)
             no_ref = ~np.isfinite(hi) & ~by_design[part, None]
             any_todo = (no_ref | broke_rows).any(axis=1)
             todo_vars += [v for v, t in zip(names, any_todo) if t]
@@ -690,7 +690,7 @@ class _Judging:
                 if not (c == judge.FAIL).any():
                     continue
                 names = self.wrt[part]
-                exact = np.array([refs[v].source == "exact" for v in names], dtype=bool).reshape(c.shape)
+                exact = judge.stack_rows([refs[v].source == "exact" for v in names], self.k, False, bool)
                 agree = np.full(c.shape, bool(ad))
                 for a in ad:
                     agree &= a[part] == judge.PASS
@@ -708,7 +708,8 @@ class _Judging:
                 else:
                     # f′ not determined in floats here (rounding decides it): no finite
                     # difference can witness it either
-                    undetermined = np.isinf(np.array([self.rounding[v] for v in names])) & self.rounded
+                    undetermined = np.isinf(judge.stack_rows([self.rounding[v] for v in names], self.k, 0.0,
+                                                             np.float64)) & self.rounded
                     off = (c == judge.FAIL) & exact & (agree | undetermined)
                     why = ("it disagrees with the exact derivative while the AD methods agree with it: "
                            "something inside its step (a kink, a pole, a scale shorter than the step) "

@@ -94,19 +94,15 @@ def _to_diagnose(state: _Judging, specials: dict[str, Special], unsampled: set[s
     k = state.k
     out = np.zeros(len(state.wrt), dtype=bool)
     codes = [m.cells.blocks(state.wrt)[0] for m in state.reports.values() if m.cells is not None]
-    none = np.zeros(k, dtype=bool)
     for part in judge.row_blocks(len(state.wrt), k):
         names = state.wrt[part]
         sps = [specials[v] for v in names]
         refs = [state.refs[v] for v in names]
-        hi = np.array([r.hi for r in refs], dtype=np.float64).reshape(len(names), k)
-        missing = ~np.isfinite(hi)
-        missing &= ~np.array([r.overflow if r.overflow is not None else none for r in refs],
-                             dtype=bool).reshape(hi.shape)
+        missing = ~np.isfinite(judge.stack_rows([r.hi for r in refs], k, np.nan, np.float64))
+        missing &= ~judge.stack_rows([r.overflow for r in refs], k, False, bool)
         for given in ([sp.nondiff for sp in sps], [sp.corner for sp in sps]):
             if any(g is not None for g in given):
-                missing &= ~np.array([g if g is not None else none for g in given], dtype=bool
-                                     ).reshape(hi.shape)
+                missing &= ~judge.stack_rows(given, k, False, bool)
         hit = missing.any(axis=1) & np.array([v not in unsampled for v in names], dtype=bool)
         for c in codes:
             hit |= (c[part] == judge.CONVENTION).any(axis=1)

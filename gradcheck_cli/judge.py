@@ -110,22 +110,16 @@ class Cells:
     def blocks(self, wrt: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """(codes, reasons) of the variables `wrt` (all of them, in that order) as (len(wrt), K)
         arrays whose rows are the cells: writing to them writes the cells."""
+        k = len(next(iter(self.code.values()))) if self.code else 0
         if set(self.code) != set(wrt):  # not the variables judged: copies, for reading
-            return (_stacked([self.code[v] for v in wrt], np.uint8),
-                    _stacked([self.why[v] for v in wrt], np.int32))
+            return (stack_rows([self.code[v] for v in wrt], k, 0, np.uint8),
+                    stack_rows([self.why[v] for v in wrt], k, -1, np.int32))
         if self.code_rows is None or self.why_rows is None or list(self.code) != list(wrt):
-            self.code_rows = _stacked([self.code[v] for v in wrt], np.uint8)
-            self.why_rows = _stacked([self.why[v] for v in wrt], np.int32)
+            self.code_rows = stack_rows([self.code[v] for v in wrt], k, 0, np.uint8)
+            self.why_rows = stack_rows([self.why[v] for v in wrt], k, -1, np.int32)
             self.code = dict(zip(wrt, self.code_rows))
             self.why = dict(zip(wrt, self.why_rows))
         return self.code_rows, self.why_rows
-
-
-def _stacked(rows: Sequence[np.ndarray], dtype: type) -> np.ndarray:
-    """Rows (K,) as one (len(rows), K) array; (0, 0) for none."""
-    if not rows:
-        return np.zeros((0, 0), dtype)
-    return np.stack([np.asarray(r, dtype=dtype).reshape(-1) for r in rows])
 
 
 def row_blocks(rows: int, k: int) -> list[slice]:
@@ -164,14 +158,14 @@ def scale(guess: Mapping[str, np.ndarray], f: np.ndarray, points: Mapping[str, n
     norm = np.zeros(k)
     with np.errstate(all="ignore"):
         for part in row_blocks(len(names), k):  # a block of variables at a time
-            a = np.abs(_rows([guess[v] for v in names[part]], k, np.nan, np.float64))
+            a = np.abs(stack_rows([guess[v] for v in names[part]], k, np.nan, np.float64))
             size = np.where(np.isfinite(a), a, 0.0)
             norm = np.fmax(norm, size.max(axis=0, initial=0.0))
             blocks.append(size)
         xs = np.zeros(k)
         given = list(points.values())
         for part in row_blocks(len(given), k):
-            xs = np.fmax(xs, np.abs(_rows(given[part], k, 0.0, np.float64)).max(axis=0, initial=0.0))
+            xs = np.fmax(xs, np.abs(stack_rows(given[part], k, 0.0, np.float64)).max(axis=0, initial=0.0))
         fallback = np.abs(np.asarray(f, dtype=np.float64)) / np.maximum(1.0, xs)
     norm = np.where(norm > 0, norm, np.where(np.isfinite(fallback), fallback, 0.0))
     batch = float(norm.max()) if k else 0.0
@@ -185,8 +179,10 @@ def scale(guess: Mapping[str, np.ndarray], f: np.ndarray, points: Mapping[str, n
 BLOCK_CELLS = 1 << 18  # cells judged at once: many variables share numpy calls, memory stays bounded
 
 
-def _rows(arrays: Sequence[np.ndarray | None], k: int, fill: float | bool | int, dtype: type) -> np.ndarray:
-    """(len(arrays), k): each array (or `fill` where None) as a row."""
+def stack_rows(arrays: Sequence[np.ndarray | None], k: int, fill: float | bool | int, dtype: type
+               ) -> np.ndarray:
+    """(len(arrays), k): each array (or `fill` where None) as a row (the (variables, K) blocks
+    every many-variable step works on)."""
     out = np.empty((len(arrays), k), dtype=dtype)
     for r, a in enumerate(arrays):
         out[r] = fill if a is None else a
@@ -278,17 +274,17 @@ def _judge_block(
     subnormal, tiny = float(info.smallest_subnormal), float(info.tiny)
     rf = [refs[v] for v in vs]
     shared = _shared_rows(rf, k)
-    g = _rows([values[v] for v in vs], k, np.nan, np.float64)
-    ran = ~_rows([bad.get(v) for v in vs], k, False, bool)
+    g = stack_rows([values[v] for v in vs], k, np.nan, np.float64)
+    ran = ~stack_rows([bad.get(v) for v in vs], k, False, bool)
     w[...] = np.where(ran, -1, np.array([bad_why.get(v, -1) for v in vs], dtype=np.int32)[:, None])
     if shared is not None:  # read only below
         over, hi, lo, unc = shared.overflow, shared.hi, shared.lo, shared.uncertainty
     else:
-        over = _rows([r.overflow for r in rf], k, False, bool)
-        hi = _rows([r.hi for r in rf], k, np.nan, np.float64)
-        lo = _rows([r.lo for r in rf], k, 0.0, np.float64)
-        unc = _rows([r.uncertainty for r in rf], k, 0.0, np.float64)
-    sigma = _rows([sigmas[v] for v in vs], k, np.nan, np.float64)
+        over = stack_rows([r.overflow for r in rf], k, False, bool)
+        hi = stack_rows([r.hi for r in rf], k, np.nan, np.float64)
+        lo = stack_rows([r.lo for r in rf], k, 0.0, np.float64)
+        unc = stack_rows([r.uncertainty for r in rf], k, 0.0, np.float64)
+    sigma = stack_rows([sigmas[v] for v in vs], k, np.nan, np.float64)
     has_ref = np.isfinite(hi) | over
     with np.errstate(all="ignore"):
         diff = np.abs((g - hi) - lo)
@@ -302,7 +298,7 @@ def _judge_block(
         rounds = rounding is not None and not (by_estimate and estimate is not None)
         est = too_wide = None
         if by_estimate and estimate is not None:
-            est = _rows([estimate[v] for v in vs], k, np.inf, np.float64)
+            est = stack_rows([estimate[v] for v in vs], k, np.inf, np.float64)
             allowed = ESTIMATE_FACTOR * est + ESTIMATE_FLOOR_ULPS * eps * r_abs + 1e-300
             too_wide = (ESTIMATE_FACTOR * est > decide_threshold(eps) * np.fmax(sigma, np.abs(g))) & (g != hi)
             too_wide |= ~np.isfinite(est)
@@ -318,7 +314,7 @@ def _judge_block(
             if rounds:
                 assert rounding is not None
                 measured = _present([rounding.get(v) for v in vs])
-                resp = _rows([rounding.get(v) for v in vs], k, 0.0, np.float64)
+                resp = stack_rows([rounding.get(v) for v in vs], k, 0.0, np.float64)
                 allowed = np.where(measured, allowed + ESTIMATE_FACTOR * resp, allowed)
         passed = diff <= allowed + unc
     judged = ran & has_ref
@@ -333,7 +329,7 @@ def _judge_block(
             w[by_rounding] = reasons.add(_BY_ROUNDING)
     unref = ran & ~has_ref
     c[unref] = NOJUDGE
-    w[unref] = (shared.why if shared is not None else _rows([r.why for r in rf], k, -1, np.int32))[unref]
+    w[unref] = (shared.why if shared is not None else stack_rows([r.why for r in rf], k, -1, np.int32))[unref]
     # the method is the reference here
     is_ref = judged & (shared.source == name if shared is not None else
                        np.array([r.source == name for r in rf], dtype=bool).reshape(len(vs), k))
@@ -346,18 +342,18 @@ def _judge_block(
             w[wide] = reasons.add(_WIDE)
     sps = [special.get(v) or Special() for v in vs]
     if kind == "finite-difference" and step is not None and any(sp.straddle is not None for sp in sps):
-        straddle = _rows([sp.straddle for sp in sps], k, np.inf, np.float64)
-        across = ran & (straddle < np.abs(_rows([step[v] for v in vs], k, np.nan, np.float64)))
-        across &= ~_rows([sp.corner for sp in sps], k, False, bool)
-        across &= ~_rows([sp.agree for sp in sps], k, False, bool)  # on the kink, both sides alike
+        straddle = stack_rows([sp.straddle for sp in sps], k, np.inf, np.float64)
+        across = ran & (straddle < np.abs(stack_rows([step[v] for v in vs], k, np.nan, np.float64)))
+        across &= ~stack_rows([sp.corner for sp in sps], k, False, bool)
+        across &= ~stack_rows([sp.agree for sp in sps], k, False, bool)  # on the kink, both sides alike
         c[across & (c != REFERENCE)] = UNRELIABLE
         sw = _present([sp.straddle_why for sp in sps]) & across & (c == UNRELIABLE)
-        w[sw] = _rows([sp.straddle_why for sp in sps], k, -1, np.int32)[sw]
+        w[sw] = stack_rows([sp.straddle_why for sp in sps], k, -1, np.int32)[sw]
     if any(sp.corner is not None and sp.interval is not None for sp in sps):
         both = [sp.interval if sp.corner is not None else None for sp in sps]
-        left = _rows([i[0] if i is not None else None for i in both], k, np.nan, np.float64)
-        right = _rows([i[1] if i is not None else None for i in both], k, np.nan, np.float64)
-        at = _rows([sp.corner if sp.interval is not None else None for sp in sps], k, False, bool) & ran
+        left = stack_rows([i[0] if i is not None else None for i in both], k, np.nan, np.float64)
+        right = stack_rows([i[1] if i is not None else None for i in both], k, np.nan, np.float64)
+        at = stack_rows([sp.corner if sp.interval is not None else None for sp in sps], k, False, bool) & ran
         lo_i, hi_i = np.fmin(left, right), np.fmax(left, right)
         with np.errstate(all="ignore"):
             dist = np.fmax(np.fmax(lo_i - g, g - hi_i), 0.0) + 0.0
@@ -370,23 +366,23 @@ def _judge_block(
         broke = at & ~np.isfinite(g)  # 0 · ∞ at a corner: the chain rule gives nothing
         c[broke] = NONDIFF
         nw = broke & _present([sp.nondiff_why for sp in sps])
-        w[nw] = _rows([sp.nondiff_why for sp in sps], k, -1, np.int32)[nw]
+        w[nw] = stack_rows([sp.nondiff_why for sp in sps], k, -1, np.int32)[nw]
         c[at & ~inside & ~broke] = FAIL
     if any(sp.nondiff is not None for sp in sps):
-        nd = _rows([sp.nondiff for sp in sps], k, False, bool) & ran
+        nd = stack_rows([sp.nondiff for sp in sps], k, False, bool) & ran
         c[nd] = NONDIFF
         nw = nd & _present([sp.nondiff_why for sp in sps])
-        w[nw] = _rows([sp.nondiff_why for sp in sps], k, -1, np.int32)[nw]
+        w[nw] = stack_rows([sp.nondiff_why for sp in sps], k, -1, np.int32)[nw]
     if kind != "finite-difference" and any(sp.agree is not None and sp.agreed is not None for sp in sps):
         pairs = [(sp.agree, sp.agreed) if sp.agree is not None and sp.agreed is not None else (None, None)
                  for sp in sps]
-        agreed = _rows([p[1] for p in pairs], k, np.nan, np.float64)
-        conv = _rows([p[0] for p in pairs], k, False, bool) & (c == FAIL)
+        agreed = stack_rows([p[1] for p in pairs], k, np.nan, np.float64)
+        conv = stack_rows([p[0] for p in pairs], k, False, bool) & (c == FAIL)
         with np.errstate(all="ignore"):
             conv &= np.abs(g - agreed) > abs(rtol) * np.abs(agreed) + abs(rtol) * sigma
         c[conv] = CONVENTION
         cw = conv & _present([sp.convention_why for sp in sps])
-        w[cw] = _rows([sp.convention_why for sp in sps], k, -1, np.int32)[cw]
+        w[cw] = stack_rows([sp.convention_why for sp in sps], k, -1, np.int32)[cw]
 
 
 def usable_reference(g: np.ndarray, estimate: np.ndarray | None, bad: np.ndarray | None, eps: float,
@@ -411,9 +407,9 @@ def usable_everywhere(
     out = np.ones(k, dtype=bool)
     for part in row_blocks(len(wrt), k):
         vs = wrt[part]
-        g = _rows([values[v] for v in vs], k, np.nan, np.float64)
-        est = _rows([estimate[v] for v in vs], k, np.inf, np.float64) if estimate is not None else None
-        b = _rows([bad.get(v) for v in vs], k, False, bool) if bad is not None else None
+        g = stack_rows([values[v] for v in vs], k, np.nan, np.float64)
+        est = stack_rows([estimate[v] for v in vs], k, np.inf, np.float64) if estimate is not None else None
+        b = stack_rows([bad.get(v) for v in vs], k, False, bool) if bad is not None else None
         out &= usable_reference(g, est, b, eps).all(axis=0)
     return out
 
@@ -447,24 +443,24 @@ def assemble(
         over = np.zeros((n, k), dtype=bool)
         if exact is not None:
             ex = [exact.get(v) for v in vs]
-            e_hi = _rows([x[0] if x is not None else None for x in ex], k, np.nan, np.float64)
-            e_lo = _rows([x[1] if x is not None else None for x in ex], k, 0.0, np.float64)
-            over = _rows([x[2] if x is not None else None for x in ex], k, False, bool)
+            e_hi = stack_rows([x[0] if x is not None else None for x in ex], k, np.nan, np.float64)
+            e_lo = stack_rows([x[1] if x is not None else None for x in ex], k, 0.0, np.float64)
+            over = stack_rows([x[2] if x is not None else None for x in ex], k, False, bool)
             ok = np.isfinite(e_hi) | over
             hi[ok], lo[ok], src[ok] = e_hi[ok], e_lo[ok], "exact"
             if exact_why is not None:
-                given = _rows([exact_why.get(v) for v in vs], k, -1, np.int32)
+                given = stack_rows([exact_why.get(v) for v in vs], k, -1, np.int32)
                 why = np.where(given >= 0, given, why)
-        sigma = _rows([sigmas[v] for v in vs], k, np.nan, np.float64)
+        sigma = stack_rows([sigmas[v] for v in vs], k, np.nan, np.float64)
         for name, values, estimate, bad in candidates:
             if values is None:
                 continue
             todo = src == ""
             if not todo.any():
                 break
-            g = _rows([values[v] for v in vs], k, np.nan, np.float64)
-            est = _rows([estimate[v] for v in vs], k, np.inf, np.float64) if estimate is not None else None
-            b = _rows([bad.get(v) for v in vs], k, False, bool) if bad is not None else None
+            g = stack_rows([values[v] for v in vs], k, np.nan, np.float64)
+            est = None if estimate is None else stack_rows([estimate[v] for v in vs], k, np.inf, np.float64)
+            b = None if bad is None else stack_rows([bad.get(v) for v in vs], k, False, bool)
             usable = todo & usable_reference(g, est, b, eps, sigma)
             if est is not None:
                 unc = np.where(usable, ESTIMATE_FACTOR * np.where(np.isfinite(est), est, 0.0), unc)
