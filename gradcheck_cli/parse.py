@@ -381,16 +381,10 @@ class _Parser:
                         scope.assign(tok, node, k, i, default)
                         continue
                 node, i = self.expression(i + 2, read, known)
-                default = None
                 if update is not None:
                     assert left is not None
                     node = b.op(update, (left, node))
-                elif i - k <= 4 and not scope.assigned(tok) and tok not in CONSTANT_NAMES:
-                    default = self._plain_number(k + 2, i)
-                    if default is not None:  # `a = -4.0`: an input with a default value
-                        node = b.var(tok)
-                        defaults[tok] = default
-                scope.assign(tok, node, k, i, default)
+                scope.assign(tok, node, k, i, None)
             else:
                 # Not `name = ...`: read it as a formula first, so that its own mistake (`x == y`,
                 # `2*x = y`) is the one reported, then refuse the statement.
